@@ -1,0 +1,231 @@
+"""TuneConfig: what ``heron tune`` runs, from CLI flags and/or a JSON/TOML file.
+
+Each plugin section names a plugin and carries that plugin's own parameters, validated by
+the plugin's model: ``search = {name = "crand", candidates_per_trial = 4}``. The original
+Heron's flat ``quick_start.json`` keys are accepted and mapped onto the same model.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from heron_core.errors import ConfigError
+from heron_core.registry import Kind, Registry
+from heron_core.task import PluginRef, TaskSpec, _explain, validate_params
+
+
+class Section(PluginRef):
+    """``"name"`` or ``{name: ..., <the plugin's params>...}``."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"name": data}
+        if isinstance(data, dict):
+            params = {k: v for k, v in data.items() if k not in ("name", "params")}
+            return {"name": data.get("name"), "params": {**data.get("params", {}), **params}}
+        return data
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    op: str = "gemm"
+    shape: dict[str, int] | list[int] | None = None
+    """Named (``{M: 64, ...}``) or positional in the operator's order; default: the operator's."""
+
+
+class TuneConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    target: Section = Section(name="dlboost")
+    cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1)
+    in_dtype: str = "int8"
+    out_dtype: str = "int32"
+    trials: PositiveInt = 32
+    batch_size: PositiveInt = 16
+    search: Section = Section(name="crand")
+    model: Section = Section(name="none")
+    runner: Section = Section(name="local")
+    db: Path | None = None
+    seed: int = 0
+
+
+PLUGIN_SECTIONS = ("target", "search", "model", "runner")
+
+# Original Heron key -> (section, our key); a section of None means a top-level field.
+LEGACY_KEYS: dict[str, tuple[str | None, str]] = {
+    "target_name": (None, "target"),
+    "platform": (None, "target"),
+    "method": (None, "search"),
+    "opt_method": (None, "search"),
+    "max_trials": (None, "trials"),
+    "measure_time_per_round": (None, "batch_size"),
+    "in_dtype": (None, "in_dtype"),
+    "out_dtype": (None, "out_dtype"),
+    "cases": (None, "cases"),
+    "seed": (None, "seed"),
+    "runner_number": ("runner", "number"),
+    "runner_repeat": ("runner", "repeat"),
+    "runner_timeout": ("runner", "run_timeout"),
+    "build_timeout": ("runner", "build_timeout"),
+    "parallel_num": ("runner", "parallel"),
+    "pop_num": ("search", "pop_num"),
+    "iter_walks": ("search", "iter_walks"),
+    "history_topk": ("search", "history_topk"),
+    "select_num": ("search", "select_num"),
+    "crossover_key_ratio": ("search", "crossover_key_ratio"),
+    "temperature": ("search", "temperature"),
+    "loss_type": ("model", "loss_type"),
+    "feature_type": ("model", "feature_type"),
+}
+# Keys of the original that have no meaning here (paths, flags of its own driver).
+LEGACY_IGNORED = {"out_name", "verbose", "use_cost_model", "parallel", "feasible_file_path", "log_dir", "task_name"}
+
+
+def is_legacy(data: dict) -> bool:
+    return "config" in data or any(k in data for k in ("max_trials", "target_name", "method", "runner_number"))
+
+
+def from_legacy(data: dict) -> tuple[dict, list[str]]:
+    """Map an original Heron config onto TuneConfig's shape; returns it and the notes to show."""
+    flat = {**data.get("config", {}), **{k: v for k, v in data.items() if k != "config"}}
+    out: dict[str, Any] = {"runner": {"name": "local"}, "search": {}, "model": {}}
+    notes = []
+    for key, value in flat.items():
+        if key in LEGACY_IGNORED:
+            notes.append(f"ignored original key '{key}'")
+            continue
+        if key not in LEGACY_KEYS:
+            raise ConfigError(f"unknown key '{key}' in original Heron config (known: {', '.join(sorted(LEGACY_KEYS))})")
+        section, name = LEGACY_KEYS[key]
+        if section:
+            out[section][name] = value
+        elif name == "target":
+            out["target"] = legacy_target(value)
+        elif name == "search":
+            out["search"]["name"] = str(value).lower()
+        elif name == "cases":
+            out["cases"] = [{"op": v[0], "shape": list(v[1])} for v in value.values()]
+        else:
+            out[name] = value
+    out["_legacy_plugin_keys"] = {s: sorted(k for k in out[s] if k != "name") for s in ("search", "model", "runner")}
+    return out, notes
+
+
+def legacy_target(value: str) -> str:
+    v = str(value)
+    if v.startswith("llvm") or v in ("x86", "cpu"):
+        return "dlboost"
+    if v.startswith("cuda") or v == "nvidia":
+        return "tensorcore"
+    return v
+
+
+def read_file(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold an object/table at the top level")
+    return data
+
+
+def merge(base: dict, overrides: dict) -> dict:
+    """Overrides win; a plugin section given by name only keeps the file's params if the name matches."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            same = value.get("name") in (None, out[key].get("name"))
+            out[key] = {**(out[key] if same else {}), **value}
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(data: dict) -> TuneConfig:
+    try:
+        return TuneConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"bad config: {_explain(exc)}") from None
+
+
+@dataclass
+class Plan:
+    """A validated configuration: tasks to tune and every plugin's checked parameters."""
+
+    config: TuneConfig
+    tasks: list[TaskSpec]
+    params: dict[str, BaseModel]
+
+
+def parse_shape(op_fields: list[str], shape: dict[str, int] | list[int] | None, default: dict[str, int], op: str) -> dict[str, int]:
+    if shape is None:
+        return dict(default)
+    if isinstance(shape, list):
+        if len(shape) != len(op_fields):
+            raise ConfigError(
+                f"operator '{op}' takes {len(op_fields)} shape values ({','.join(op_fields)}), got {len(shape)}: {shape}"
+            )
+        return dict(zip(op_fields, shape))
+    unknown = [k for k in shape if k not in op_fields]
+    if unknown:
+        raise ConfigError(f"operator '{op}' has no shape parameter {', '.join(unknown)} (it takes {','.join(op_fields)})")
+    return {**default, **shape}
+
+
+def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | None = None) -> Plan:
+    """Resolve every name against the registry and validate every section; raises ConfigError."""
+    params: dict[str, BaseModel] = {}
+    sections: dict[str, tuple[Kind, Section]] = {
+        "target": ("target", cfg.target),
+        "search": ("searcher", cfg.search),
+        "model": ("cost_model", cfg.model),
+        "runner": ("runner", cfg.runner),
+    }
+    for key, (kind, ref) in sections.items():
+        spec = reg.get(kind, ref.name)
+        given = dict(ref.params)
+        if legacy_keys:  # original keys go only to plugins that take them
+            for k in legacy_keys.get(key, []):
+                if k not in spec.params.model_fields:
+                    given.pop(k, None)
+        for k in given:
+            if k not in spec.params.model_fields:
+                owners = [s for s in reg.all_specs() if k in s.params.model_fields]
+                where = f"; it belongs to {owners[0].kind.replace('_', ' ')} '{owners[0].name}'" if owners else ""
+                accepted = ", ".join(spec.params.model_fields) or "none"
+                raise ConfigError(f"{kind.replace('_', ' ')} '{ref.name}' has no parameter '{k}'{where} (it takes: {accepted})")
+        params[key] = validate_params(reg, kind, Section(name=ref.name, params=given))
+    tasks = []
+    target_ref = PluginRef(name=cfg.target.name, params=params["target"].model_dump(exclude_unset=True))
+    for case in cfg.cases:
+        op_cls = reg.get("operator", case.op).factory
+        shape = parse_shape(list(op_cls.Shape.model_fields), case.shape, op_cls.default_shape, case.op)
+        tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=cfg.in_dtype, out_dtype=cfg.out_dtype))
+    return Plan(cfg, tasks, params)
+
+
+def load(path: Path | None, overrides: dict) -> tuple[TuneConfig, dict[str, list[str]] | None, list[str]]:
+    """File (if any) + CLI overrides -> TuneConfig, the original-format plugin keys, notes."""
+    data, notes, legacy = {}, [], None
+    if path is not None:
+        data = read_file(path)
+        if is_legacy(data):
+            data, notes = from_legacy(data)
+            legacy = data.pop("_legacy_plugin_keys")
+    merged = merge(data, overrides)
+    for key in PLUGIN_SECTIONS:  # params given without a name go to the default plugin
+        if isinstance(merged.get(key), dict) and "name" not in merged[key]:
+            merged[key] = {"name": TuneConfig.model_fields[key].default.name, **merged[key]}
+    return build_config(merged), legacy, notes

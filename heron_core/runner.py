@@ -1,0 +1,202 @@
+"""Runners build and measure candidates. ``local``: parallel builds in worker processes,
+then one-at-a-time measurement in a separate process, so a kernel that crashes or hangs
+costs one record, never the tuning run."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+
+from heron_core.measure import MeasureResult, Status
+from heron_core.space import Point
+from heron_core.task import Task, TaskSpec
+
+
+class Runner(ABC):
+    def __init__(self, params: BaseModel):
+        self.params = params
+
+    @abstractmethod
+    def run(self, task: Task, points: list[Point]) -> Iterator[MeasureResult]:
+        """Measure ``points``, yielding each result as soon as it is known."""
+
+    def close(self) -> None:
+        """Release workers."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LocalRunnerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    parallel: PositiveInt = Field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    build_timeout: PositiveFloat = 60.0
+    run_timeout: PositiveFloat = 30.0
+    number: PositiveInt = 3
+    repeat: PositiveInt = 4
+    min_repeat_ms: NonNegativeInt = 20
+    check_correctness: bool = True
+    cache_flush: bool = False
+
+
+def error_summary(exc: BaseException, limit: int = 2000) -> str:
+    """TVM errors carry pages of IR; keep the lines that say what went wrong."""
+    text = str(exc).strip() or type(exc).__name__
+    lines = [ln for ln in text.splitlines() if ln.strip() and "^^^" not in ln]
+    key = [ln for ln in lines if "Error" in ln or "error" in ln] or lines[-3:]
+    return f"{type(exc).__name__}: " + " | ".join(dict.fromkeys(key))[:limit]
+
+
+# --- worker side (module-level so spawned processes can import them) ---------------------
+_TASKS: dict[str, tuple[Task, dict, np.ndarray]] = {}
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    os.environ.update(env)
+
+
+def _task(spec_json: str) -> Task:
+    if spec_json not in _TASKS:
+        task = Task(TaskSpec.model_validate_json(spec_json))
+        inputs = task.op.random_inputs(seed=0)
+        _TASKS[spec_json] = (task, inputs, task.op.reference(inputs))
+    return _TASKS[spec_json][0]
+
+
+def build_one(spec_json: str, point: Point, path: str) -> float:
+    from heron_core import tvm_compat
+
+    t0 = time.perf_counter()
+    task = _task(spec_json)
+    executable = tvm_compat.build(task.context.apply(task, point), task.target.tvm_target())
+    tvm_compat.export(executable, path)
+    return time.perf_counter() - t0
+
+
+def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[float], str]:
+    from heron_core import tvm_compat
+
+    task = _task(spec_json)
+    _, inputs, expected = _TASKS[spec_json]
+    dev = task.target.device()
+    args = tvm_compat.to_device(task.context.kernel_args(task, inputs), dev)
+    module = tvm_compat.load(path)
+    module["main"](*args)
+    if params["check_correctness"]:
+        got = args[-1].numpy()
+        if not _matches(got, expected):
+            bad = np.argwhere(~np.isclose(got, expected, rtol=1e-3, atol=1e-3) if got.dtype.kind == "f" else got != expected)
+            return Status.WRONG_RESULT, [], f"{len(bad)} of {got.size} outputs differ, first at {tuple(bad[0])}"
+    costs = tvm_compat.time_kernel(
+        module, dev, args, params["number"], params["repeat"], params["min_repeat_ms"], params["cache_flush"]
+    )
+    return Status.OK, costs, ""
+
+
+def _matches(got: np.ndarray, expected: np.ndarray) -> bool:
+    if got.dtype.kind == "f":
+        return bool(np.allclose(got, expected, rtol=1e-3, atol=1e-3))
+    return bool(np.array_equal(got, expected))
+
+
+# --- parent side ---------------------------------------------------------------------------
+class LocalRunner(Runner):
+    params: LocalRunnerParams
+
+    def __init__(self, params: LocalRunnerParams):
+        super().__init__(params)
+        self._pools = None
+        self._dir = tempfile.mkdtemp(prefix="heron-build-")
+        self._count = 0
+
+    def _start(self, task: Task):
+        from pebble import ProcessPool
+
+        if self._pools is None:
+            ctx = multiprocessing.get_context("spawn")
+            env = task.target.runtime_env()
+            builders = ProcessPool(self.params.parallel, context=ctx, initializer=_init_worker, initargs=(env,))
+            measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(env,))
+            self._pools = (builders, measurer)
+        return self._pools
+
+    def run(self, task: Task, points: list[Point]) -> Iterator[MeasureResult]:
+        from pebble import ProcessExpired
+
+        builders, measurer = self._start(task)
+        spec_json = task.spec.model_dump_json()
+        p = self.params
+        jobs = []
+        for point in points:
+            self._count += 1
+            path = os.path.join(self._dir, f"k{self._count}.so")
+            jobs.append((point, path, builders.schedule(build_one, (spec_json, point, path), timeout=p.build_timeout)))
+        built = []
+        for point, path, fut in jobs:  # all builds first: timing must not share cores with them
+            try:
+                built.append((point, path, fut.result()))
+            except FutureTimeout:
+                yield MeasureResult(point, Status.BUILD_TIMEOUT, error=f"build took over {p.build_timeout:g} s")
+            except ProcessExpired as exc:
+                yield MeasureResult(point, Status.BUILD_ERROR, error=f"build worker died ({_exit_text(exc.exitcode)})")
+            except BrokenProcessPool as exc:  # the pool itself died: start a fresh one next time
+                self.close(keep_dir=True)
+                yield MeasureResult(point, Status.BUILD_ERROR, error=error_summary(exc))
+            except Exception as exc:
+                yield MeasureResult(point, Status.BUILD_ERROR, error=error_summary(exc))
+        for point, path, build_s in built:
+            t0 = time.perf_counter()
+            fut = measurer.schedule(measure_one, (spec_json, path, p.model_dump()), timeout=p.run_timeout)
+            try:
+                status, costs, error = fut.result()
+            except FutureTimeout:
+                status, costs, error = Status.RUN_TIMEOUT, [], f"run took over {p.run_timeout:g} s"
+            except ProcessExpired as exc:
+                status, costs, error = Status.CRASH, [], f"kernel crashed the measuring process ({_exit_text(exc.exitcode)})"
+            except BrokenProcessPool as exc:
+                self.close(keep_dir=True)
+                status, costs, error = Status.CRASH, [], error_summary(exc)
+            except Exception as exc:
+                status, costs, error = Status.RUN_ERROR, [], error_summary(exc)
+            finally:
+                _remove(path)
+            yield MeasureResult(point, status, costs, error, build_s, time.perf_counter() - t0)
+
+    def close(self, keep_dir: bool = False) -> None:
+        if self._pools:
+            for pool in self._pools:
+                pool.stop()
+                pool.join()
+            self._pools = None
+        if not keep_dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _exit_text(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exit code {code}"

@@ -1,0 +1,174 @@
+"""SearchSpace: the schedule template's knobs and the rules between them, as a CP-SAT model.
+
+Every point the space hands out satisfies all constraints: searchers never see an invalid
+schedule. A point is a ``{knob name: value}`` dict; derived variables (products, footprints)
+are solved but not part of the point.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+
+from ortools.sat.python import cp_model
+
+if TYPE_CHECKING:
+    from heron_core.target import Context
+    from heron_core.task import Task
+
+Point = dict[str, int]
+
+
+def point_key(point: Mapping[str, int]) -> str:
+    """Canonical text of a point: the identity used for de-duplication and records."""
+    return json.dumps(dict(sorted(point.items())), separators=(",", ":"))
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@dataclass
+class Knob:
+    name: str
+    values: list[int]
+    doc: str
+    var: cp_model.IntVar
+
+
+class SearchSpace:
+    def __init__(self, task: Task, context: Context | None = None):
+        self.task = task
+        self.context = context or task.context
+        self.model = cp_model.CpModel()
+        self.knobs: dict[str, Knob] = {}
+        self._n = 0
+        self.context.define(task, self)
+        if not self.knobs:
+            raise ValueError(f"{type(self.context).__name__} declared no knobs for {task.describe()}")
+        if self._solve(self.model, seed=0) is None:
+            from heron_core.errors import ConfigError
+
+            raise ConfigError(f"no valid schedule exists for {task.describe()}: the constraints are unsatisfiable")
+
+    # --- building (used by Contexts) -------------------------------------------------------
+    def knob(self, name: str, values: Iterable[int], doc: str = "") -> cp_model.IntVar:
+        """A tunable choice among ``values``."""
+        values = sorted(set(int(v) for v in values))
+        if name in self.knobs:
+            raise ValueError(f"knob '{name}' declared twice")
+        var = self.model.NewIntVarFromDomain(cp_model.Domain.FromValues(values), name)
+        self.knobs[name] = Knob(name, values, doc, var)
+        return var
+
+    def var(self, lo: int, hi: int, name: str = "") -> cp_model.IntVar:
+        """A derived (non-knob) integer variable."""
+        self._n += 1
+        return self.model.NewIntVar(lo, hi, name or f"_v{self._n}")
+
+    def product(self, factors: Sequence[cp_model.IntVar | int], hi: int, name: str = "") -> cp_model.IntVar | int:
+        """A variable equal to the product of ``factors`` (chained, CP-SAT multiplies pairs)."""
+        const = 1
+        vars_ = []
+        for f in factors:
+            if isinstance(f, int):
+                const *= f
+            else:
+                vars_.append(f)
+        if not vars_:
+            return const
+        acc = vars_[0]
+        for i, f in enumerate(vars_[1:]):
+            nxt = self.var(1, hi, f"{name}_p{i}" if name else "")
+            self.model.AddMultiplicationEquality(nxt, [acc, f])
+            acc = nxt
+        if const == 1:
+            return acc
+        out = self.var(1, hi * const, name)
+        self.model.Add(out == const * acc)
+        return out
+
+    def split(self, name: str, extent: int, parts: int, doc: str = "") -> list[cp_model.IntVar]:
+        """Knobs ``name0..name{parts-1}`` whose product is ``extent`` (a multi-level tiling)."""
+        ds = divisors(extent)
+        factors = [self.knob(f"{name}{i}", ds, doc) for i in range(parts)]
+        prod = self.product(factors, extent)
+        self.model.Add(prod == extent)
+        return factors
+
+    # --- using ---------------------------------------------------------------------------
+    def _solve(self, model: cp_model.CpModel, seed: int, order: Sequence[str] | None = None) -> Point | None:
+        if order is not None:
+            model = model.clone()
+            vars_ = [model.GetIntVarFromProtoIndex(self.knobs[n].var.Index()) for n in order]
+            model.AddDecisionStrategy(vars_, cp_model.CHOOSE_FIRST, cp_model.SELECT_RANDOM_HALF)
+        solver = cp_model.CpSolver()
+        p = solver.parameters
+        p.num_workers = 1
+        p.random_seed = seed % (2**31)
+        p.max_time_in_seconds = 10.0
+        if order is not None:
+            p.search_branching = cp_model.FIXED_SEARCH
+            p.cp_model_presolve = False
+        status = solver.Solve(model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return None
+        return {n: int(solver.Value(k.var)) for n, k in self.knobs.items()}
+
+    def _constrained(self, fixed: Mapping[str, int | Sequence[int]]) -> cp_model.CpModel:
+        model = self.model.clone()
+        for name, value in fixed.items():
+            if name not in self.knobs:
+                raise KeyError(f"unknown knob '{name}' (knobs: {', '.join(self.knobs)})")
+            var = model.GetIntVarFromProtoIndex(self.knobs[name].var.Index())
+            values = [value] if isinstance(value, int) else list(value)
+            model.AddLinearExpressionInDomain(var, cp_model.Domain.FromValues(values))
+        return model
+
+    def complete(self, partial: Mapping[str, int | Sequence[int]], rng: random.Random | None = None) -> Point | None:
+        """A random valid point agreeing with ``partial`` (a value, or a list of allowed
+        values, per knob), or None if no valid point does."""
+        rng = rng or random.Random()
+        order = list(self.knobs)
+        rng.shuffle(order)
+        return self._solve(self._constrained(partial), rng.randrange(2**31), order)
+
+    def sample(self, n: int, rng: random.Random | None = None, exclude: Iterable[str] = ()) -> list[Point]:
+        """Up to ``n`` distinct random valid points not in ``exclude`` (point keys).
+
+        Each solve branches on the knobs in a fresh random order, halving each domain at
+        random, so points spread over the space rather than clustering at the solver's
+        favourite corner; fewer than ``n`` come back only when the space runs out.
+        """
+        rng = rng or random.Random()
+        seen = set(exclude)
+        out: list[Point] = []
+        misses = 0
+        while len(out) < n and misses < 50 + 5 * n:
+            point = self.complete({}, rng)
+            key = point_key(point) if point else None
+            if key is None or key in seen:
+                misses += 1
+                continue
+            seen.add(key)
+            out.append(point)
+        return out
+
+    def is_valid(self, point: Mapping[str, int]) -> bool:
+        if set(point) != set(self.knobs):
+            return False
+        if any(v not in self.knobs[k].values for k, v in point.items()):
+            return False
+        return self._solve(self._constrained(point), seed=0) is not None
+
+    def apply(self, point: Point):
+        return self.context.apply(self.task, point)
+
+    def describe(self) -> str:
+        lines = [f"{len(self.knobs)} knobs, {len(self.model.Proto().constraints)} constraints"]
+        for k in self.knobs.values():
+            shown = k.values if len(k.values) <= 12 else k.values[:6] + ["..."] + k.values[-3:]
+            lines.append(f"  {k.name}: {shown}  {k.doc}")
+        return "\n".join(lines)

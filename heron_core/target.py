@@ -1,0 +1,75 @@
+"""Targets (a kind of hardware) and their Contexts (the schedule template + rules for it)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from heron_core.space import Point, SearchSpace
+    from heron_core.task import Task
+
+
+class Context(ABC):
+    """Turns a task into a schedule template.
+
+    ``define`` declares knobs and the constraints between them on a SearchSpace (needs
+    OR-Tools); ``apply`` instantiates the template for one point (TVM only, so build workers
+    and exported libraries never import the solver).
+    """
+
+    @abstractmethod
+    def define(self, task: Task, space: SearchSpace) -> None: ...
+
+    @abstractmethod
+    def apply(self, task: Task, point: Point):
+        """Return the scheduled ``tvm.IRModule`` for ``point``."""
+
+    def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed
+        output); a context that changes storage layouts (packed weights) converts here."""
+        out = task.op.output
+        return [arrays[t.name] for t in task.op.inputs] + [np.zeros(out.shape, out.dtype)]
+
+
+class Target(ABC):
+    """A hardware target: what TVM compiles for, where kernels run, which Context schedules."""
+
+    name: str
+
+    def __init__(self, params: BaseModel):
+        self.params = params
+
+    @abstractmethod
+    def check_host(self) -> None:
+        """Raise :class:`heron_core.errors.TargetUnavailable` if kernels cannot run here."""
+
+    @abstractmethod
+    def tvm_target(self) -> dict[str, Any]:
+        """The TVM target as a dict (TVM 0.27 rejects CLI strings)."""
+
+    @abstractmethod
+    def context(self) -> Context: ...
+
+    def check_task(self, task: Task) -> None:
+        """Raise :class:`heron_core.errors.ConfigError` for a task this target cannot tune."""
+
+    def device(self):
+        from heron_core.tvm_compat import device
+
+        kind = self.tvm_target()["kind"]
+        return device("cpu" if kind == "llvm" else kind)
+
+    def runtime_env(self) -> dict[str, str]:
+        """Environment for processes that run kernels (e.g. the thread-pool size)."""
+        return {}
+
+    def key(self) -> str:
+        """Identifies the hardware in records: results from another CPU are not reused."""
+        return self.name
+
+    def info(self) -> dict[str, Any]:
+        return {"target": self.name, "tvm_target": self.tvm_target()}

@@ -1,0 +1,95 @@
+"""The tuning loop: searcher asks, runner measures, records store, model learns."""
+
+from __future__ import annotations
+
+import timeit
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from heron_core.config import Plan
+from heron_core.measure import MeasureResult
+from heron_core.records import Record, RecordDB
+from heron_core.registry import Registry
+from heron_core.runner import Runner
+from heron_core.space import SearchSpace, point_key
+from heron_core.task import Task, TaskSpec
+from heron_core.tvm_compat import versions
+
+Events = Callable[[str, dict], None]
+
+
+@dataclass
+class TuneOutcome:
+    task: Task
+    best: Record | None
+    total: int  # records of this workload on this target, this run's included
+    measured_now: int
+    failures: Counter = field(default_factory=Counter)
+
+
+class Tuner:
+    def __init__(self, plan: Plan, reg: Registry, db: RecordDB, events: Events = lambda kind, data: None):
+        self.plan, self.reg, self.db, self.events = plan, reg, db, events
+        self.versions = versions()
+        cfg = plan.config
+        self.run_id = db.start_run(cfg.model_dump(mode="json"), self.versions)
+        self.runner: Runner = reg.get("runner", cfg.runner.name).factory(plan.params["runner"])
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def tune(self, spec: TaskSpec) -> TuneOutcome:
+        cfg = self.plan.config
+        task = Task(spec, self.reg)
+        space = SearchSpace(task)
+        model = self.reg.get("cost_model", cfg.model.name).factory(self.plan.params["model"], space)
+        searcher = self.reg.get("searcher", cfg.search.name).factory(space, self.plan.params["search"], model, cfg.seed)
+        history = [
+            MeasureResult(r.point, r.status, r.costs, r.error)
+            for r in self.db.records(task.workload_key, task.target_key)
+        ]
+        if history:
+            searcher.tell(history)
+            model.fit(history)
+        seen = {point_key(r.point) for r in history}
+        outcome = TuneOutcome(task, None, len(history), 0)
+        self.events("task", {"task": task.describe(), "done": len(history), "total": cfg.trials, "knobs": len(space.knobs)})
+        record_args = dict(
+            workload_key=task.workload_key,
+            target_key=task.target_key,
+            task=spec.model_dump(),
+            target_info=task.target.info(),
+            searcher=cfg.search.name,
+            run_id=self.run_id,
+            versions=self.versions,
+        )
+        while outcome.total < cfg.trials:
+            points = [p for p in searcher.ask(min(cfg.batch_size, cfg.trials - outcome.total)) if point_key(p) not in seen]
+            if not points:
+                self.events("exhausted", {"task": task.describe()})
+                break
+            batch = []
+            for result in self.runner.run(task, points):
+                seen.add(point_key(result.point))
+                rec = self.db.add(result, **record_args)
+                batch.append(result)
+                outcome.total += 1
+                outcome.measured_now += 1
+                if not result.ok:
+                    outcome.failures[result.status.value] += 1
+                self.events("result", {"result": result, "record": rec, "done": outcome.total, "total": cfg.trials})
+            searcher.tell(batch)
+            history += batch
+            model.fit(history)
+        best = [r for r in self.db.best(task.workload_key) if r.target_key == task.target_key]
+        outcome.best = best[0] if best else None
+        return outcome
+
+
+def numpy_seconds(task: Task, repeat: int = 5) -> float:
+    """Median seconds of the operator's numpy baseline on the tuning inputs."""
+    fn = task.op.numpy_baseline(task.op.random_inputs(seed=0))
+    number = max(1, int(0.05 / max(timeit.timeit(fn, number=1), 1e-7)))
+    times = sorted(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))
+    return times[len(times) // 2]

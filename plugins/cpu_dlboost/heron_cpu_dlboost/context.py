@@ -1,0 +1,232 @@
+"""CPUContext: the x86 VNNI schedule template and its rules.
+
+Loop structure of the compute block (S = spatial axes, R = reduction axes, [] = one level):
+
+    [S0 fused, parallel] [S1] [R0] [S2] [R1] [S3 unrolled] [16 lanes x 4 k: micro-kernel]
+
+The weight named by the operator's DotHint is stored packed as (lanes/16, ..., red/4, 16, 4)
+so that each micro-kernel reads one contiguous 64-byte tile; packing happens once, ahead of
+the kernel, as inference libraries do with constant weights (``kernel_args``). The output is
+accumulated in a cache block written back at level ``acc_level`` (after S0 or after S1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from heron_core.space import Point, SearchSpace
+from heron_core.target import Context
+from heron_cpu_dlboost import intrin
+
+if TYPE_CHECKING:
+    from heron_core.task import Task
+    from heron_cpu_dlboost.target import DLBoostTarget
+
+SPATIAL_LEVELS, REDUCE_LEVELS = 4, 2
+UNROLL_STEPS = (0, 16, 64, 512)
+ZMM_REGISTERS = 32
+
+
+@dataclass(frozen=True)
+class Axis:
+    name: str
+    extent: int  # in micro-kernel units for the lane (/16) and dot (/4) axes
+    inner: int  # what the micro-kernel covers: 16, 4 or 1
+    spatial: bool
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The compute block's axes and, per input, which axes index it (for footprints)."""
+
+    axes: tuple[Axis, ...]
+    uses: dict[str, frozenset[str]]
+    itemsize: dict[str, int]
+
+
+def pack_weight(arr: np.ndarray, reduce_dim: int, lane_dim: int) -> np.ndarray:
+    """(..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4), C-contiguous."""
+    others = [d for d in range(arr.ndim) if d not in (reduce_dim, lane_dim)]
+    moved = np.moveaxis(arr, [lane_dim, *others, reduce_dim], range(arr.ndim))
+    lanes, red = moved.shape[0], moved.shape[-1]
+    blocked = moved.reshape(lanes // intrin.LANES, intrin.LANES, *moved.shape[1:-1], red // intrin.REDUCE, intrin.REDUCE)
+    n = blocked.ndim
+    # axes now: L/16, 16, *others, R/4, 4  ->  L/16, *others, R/4, 16, 4
+    order = [0, *range(2, n - 2), n - 2, 1, n - 1]
+    return np.ascontiguousarray(blocked.transpose(order))
+
+
+class CPUContext(Context):
+    def __init__(self, target: DLBoostTarget):
+        self.target = target
+        self._layouts: dict[str, Layout] = {}
+
+    # --- the compute, with the packed weight layout ---------------------------------------
+    def prim_func(self, task: Task):
+        from tvm import te
+
+        op, hint = task.op, task.op.dot_hint
+        placeholders, read = [], {}
+        for t in op.inputs:
+            if t.name == hint.weight:
+                packed_shape = pack_weight(np.empty(t.shape, t.dtype), hint.weight_reduce_dim, hint.weight_lane_dim).shape
+                ph = te.placeholder(packed_shape, t.dtype, name=t.name)
+                read[t.name] = _packed_reader(ph, hint.weight_reduce_dim, hint.weight_lane_dim)
+            else:
+                ph = te.placeholder(t.shape, t.dtype, name=t.name)
+                read[t.name] = _recording_reader(ph)
+            placeholders.append(ph)
+        out = op.compute(read)
+        return te.create_prim_func([*placeholders, out]), out, read
+
+    def layout(self, task: Task) -> Layout:
+        key = task.to_json()
+        if key not in self._layouts:
+            self._layouts[key] = self._read_layout(task)
+        return self._layouts[key]
+
+    def _read_layout(self, task: Task) -> Layout:
+        _, out, read = self.prim_func(task)
+        hint = task.op.dot_hint
+        axes = []
+        for i, iv in enumerate(out.op.axis):
+            lanes = intrin.LANES if i == hint.out_lane_axis else 1
+            axes.append(Axis(iv.var.name, int(iv.dom.extent) // lanes, lanes, True))
+        for i, iv in enumerate(out.op.reduce_axis):
+            dots = intrin.REDUCE if i == hint.reduce_axis else 1
+            axes.append(Axis(iv.var.name, int(iv.dom.extent) // dots, dots, False))
+        names = {a.name for a in axes}
+        itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.inputs}
+        return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
+
+    # --- the template --------------------------------------------------------------------
+    def define(self, task: Task, space: SearchSpace) -> None:
+        lay = self.layout(task)
+        m = space.model
+        tiles = {}
+        for ax in lay.axes:
+            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
+            kind = "spatial" if ax.spatial else "reduction"
+            tiles[ax.name] = space.split(ax.name, ax.extent, levels, f"{kind} tile factors of {ax.name} (outer to inner)")
+        space.knob("acc_level", (0, 1), "write the output back after the parallel loop (0) or after each S1 tile (1)")
+        space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
+
+        spatial = [a for a in lay.axes if a.spatial]
+        lane = next(a for a in spatial if a.inner == intrin.LANES)
+
+        def inner_extent(ax: Axis, first_level: int):
+            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
+            return space.product([*tiles[ax.name][first_level:levels], ax.inner], ax.extent * ax.inner)
+
+        # Registers: the S3 accumulator tile, one B vector per lane block, one broadcast of A.
+        acc_regs = space.product([tiles[a.name][3] for a in spatial], ZMM_REGISTERS)
+        m.Add(acc_regs + tiles[lane.name][3] + 1 <= ZMM_REGISTERS)
+
+        # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
+        # block, plus its output tile, in L2 (both per core).
+        def footprint(spatial_level: int) -> list:
+            terms = []
+            for name, used in lay.uses.items():
+                dims = [inner_extent(a, spatial_level if a.spatial else 1) for a in lay.axes if a.name in used]
+                terms.append(lay.itemsize[name] * space.product(dims, _cap(lay)))
+            return terms
+
+        cpu = self.target
+        m.Add(sum(footprint(3)) <= cpu.l1_bytes)
+        out_tile = 4 * space.product([inner_extent(a, 2) for a in spatial], _cap(lay))
+        m.Add(sum(footprint(2)) + out_tile <= cpu.l2_bytes)
+
+        # Parallelism: at least one chunk per core, and either an even split or many chunks.
+        total = int(np.prod([a.extent for a in spatial]))
+        chunks = space.product([tiles[a.name][0] for a in spatial], total)
+        cores = cpu.cores
+        if total >= cores and cores > 1:
+            m.Add(chunks >= cores)
+            rem = space.var(0, cores - 1)
+            m.AddModuloEquality(rem, chunks, cores)
+            even = m.NewBoolVar("even_split")
+            m.Add(rem == 0).OnlyEnforceIf(even)
+            m.Add(chunks >= 4 * cores).OnlyEnforceIf(even.Not())
+
+    def apply(self, task: Task, point: Point):
+        import tvm
+        from tvm import s_tir
+
+        intrin.register()
+        func, out, _ = self.prim_func(task)
+        lay = self.layout(task)
+        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
+        block = sch.get_sblock(out.op.name)
+        tiles: dict[str, list] = {}
+        for ax, loop in zip(lay.axes, sch.get_loops(block)):
+            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
+            factors = [point[f"{ax.name}{i}"] for i in range(levels)]
+            tiles[ax.name] = sch.split(loop, factors + ([ax.inner] if ax.inner > 1 else []))
+        spatial = [a.name for a in lay.axes if a.spatial]
+        reduce = [a.name for a in lay.axes if not a.spatial]
+        micro = [tiles[a.name][-1] for a in lay.axes if a.inner > 1]  # lane loop, then dot loop
+        s = lambda lvl: [tiles[n][lvl] for n in spatial]  # noqa: E731
+        r = lambda lvl: [tiles[n][lvl] for n in reduce]  # noqa: E731
+        sch.reorder(*s(0), *s(1), *r(0), *s(2), *r(1), *s(3), *micro)
+
+        acc = sch.cache_write(block, 0, "global")
+        sch.reverse_compute_at(acc, s(point["acc_level"])[-1])
+        outer = sch.fuse(*s(0))
+        sch.parallel(outer)
+        for loop in s(3):
+            sch.unroll(loop)
+        if point["unroll"]:
+            sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
+            sch.annotate(outer, "pragma_unroll_explicit", 1)
+        sch.vectorize(sch.get_loops(acc)[-1])
+        sch.decompose_reduction(block, r(0)[0])
+        sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
+        return sch.mod
+
+    def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+        hint = task.op.dot_hint
+        args = [
+            pack_weight(arrays[t.name], hint.weight_reduce_dim, hint.weight_lane_dim) if t.name == hint.weight else arrays[t.name]
+            for t in task.op.inputs
+        ]
+        out = task.op.output
+        return [*args, np.zeros(out.shape, out.dtype)]
+
+
+def _cap(lay: Layout) -> int:
+    return int(np.prod([a.extent * a.inner for a in lay.axes])) * 4
+
+
+def _vars_of(args) -> set[str]:
+    from tvm import tirx
+
+    names = set()
+    for a in args:
+        if isinstance(a, tirx.IterVar):
+            a = a.var
+        if not isinstance(a, int):
+            names |= {v.name for v in tirx.analysis.undefined_vars(a)}
+    return names
+
+
+def _recording_reader(ph):
+    def read(*idx):
+        read.used |= _vars_of(idx)
+        return ph[idx]
+
+    read.used = set()
+    return read
+
+
+def _packed_reader(ph, reduce_dim: int, lane_dim: int):
+    def read(*idx):
+        read.used |= _vars_of(idx)
+        lane, red = idx[lane_dim], idx[reduce_dim]
+        others = [x for d, x in enumerate(idx) if d not in (reduce_dim, lane_dim)]
+        return ph[(lane // intrin.LANES, *others, red // intrin.REDUCE, lane % intrin.LANES, red % intrin.REDUCE)]
+
+    read.used = set()
+    return read

@@ -1,0 +1,78 @@
+"""What this CPU can do, read at run time: our machines differ (Intel with VNNI and AMX,
+AMD Zen 4 with VNNI, older parts without either)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CPUInfo:
+    model: str
+    flags: frozenset[str]
+    cores: int
+    l1d_bytes: int
+    l2_bytes: int
+
+    @property
+    def has_vnni(self) -> bool:
+        return "avx512_vnni" in self.flags
+
+    @property
+    def has_amx(self) -> bool:
+        return "amx_int8" in self.flags
+
+
+def _cache_bytes(level: int, default: int) -> int:
+    root = Path("/sys/devices/system/cpu/cpu0/cache")
+    for index in sorted(root.glob("index*")):
+        try:
+            lvl = int((index / "level").read_text())
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if lvl == level and kind in ("Data", "Unified"):
+            mult = {"K": 1024, "M": 1024**2}.get(size[-1], 1)
+            return int(size.rstrip("KM")) * mult
+    return default
+
+
+@lru_cache(maxsize=1)
+def host_cpu() -> CPUInfo:
+    model, flags = "unknown", frozenset()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key == "model name" and model == "unknown":
+                model = value.strip()
+            elif key == "flags":
+                flags = frozenset(value.split())
+                break
+    except OSError:
+        pass
+    return CPUInfo(
+        model=model,
+        flags=flags,
+        cores=len(os.sched_getaffinity(0)),
+        l1d_bytes=_cache_bytes(1, 32 * 1024),
+        l2_bytes=_cache_bytes(2, 1024 * 1024),
+    )
+
+
+def llvm_host_cpu() -> str:
+    from tvm.target import codegen
+
+    return str(codegen.llvm_get_system_cpu())
+
+
+def llvm_cpu_has_vnni(mcpu: str) -> bool:
+    import tvm
+    from tvm.target import codegen
+
+    features = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+    return "avx512vnni" in {str(f) for f in features}

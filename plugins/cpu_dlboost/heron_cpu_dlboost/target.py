@@ -1,0 +1,93 @@
+"""Target ``dlboost``: x86 CPUs with AVX-512 VNNI (Intel DL Boost, AMD Zen 4+)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, PositiveInt
+
+from heron_core.errors import ConfigError, TargetUnavailable
+from heron_core.target import Target
+from heron_cpu_dlboost import intrin
+from heron_cpu_dlboost.context import CPUContext
+from heron_cpu_dlboost.cpu import host_cpu, llvm_cpu_has_vnni, llvm_host_cpu
+
+
+class DLBoostParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mcpu: str | None = None
+    """LLVM CPU to compile for; default: this machine's (as LLVM names it)."""
+    num_cores: PositiveInt | None = None
+    """Threads a kernel may use; default: the cores this process may run on."""
+    microkernel: Literal["vnni", "generic"] = "vnni"
+    """'generic' computes the 16x4 block without VNNI: to check schedules on other CPUs."""
+    l1_kib: PositiveInt | None = None
+    l2_kib: PositiveInt | None = None
+    """Per-core cache capacities for the tiling rules; default: read from sysfs."""
+
+
+class DLBoostTarget(Target):
+    name = "dlboost"
+    params: DLBoostParams
+
+    def __init__(self, params: DLBoostParams):
+        super().__init__(params)
+        self.cpu = host_cpu()
+        self.mcpu = params.mcpu or llvm_host_cpu()
+        self.cores = params.num_cores or self.cpu.cores
+        self.l1_bytes = (params.l1_kib * 1024) if params.l1_kib else self.cpu.l1d_bytes
+        self.l2_bytes = (params.l2_kib * 1024) if params.l2_kib else self.cpu.l2_bytes
+
+    def check_host(self) -> None:
+        if self.params.microkernel == "generic":
+            return
+        if not self.cpu.has_vnni:
+            raise TargetUnavailable(
+                f"target 'dlboost' needs AVX-512 VNNI, which this CPU ({self.cpu.model}) lacks "
+                "('avx512_vnni' is not among the /proc/cpuinfo flags). To exercise the schedules "
+                "anyway (correct, not fast), pass --target-param microkernel=generic."
+            )
+        if not llvm_cpu_has_vnni(self.mcpu):
+            raise TargetUnavailable(f"LLVM CPU '{self.mcpu}' has no avx512vnni; pass a VNNI CPU as mcpu")
+
+    def check_task(self, task) -> None:
+        op = task.op
+        if op.dot_hint is None:
+            raise ConfigError(f"target 'dlboost' has no schedule template for operator '{op.name}'")
+        if task.spec.in_dtype not in ("int8", "uint8") or task.spec.out_dtype != "int32":
+            raise ConfigError(
+                f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32), "
+                f"not {task.spec.in_dtype} -> {task.spec.out_dtype}"
+            )
+        hint = op.dot_hint
+        weight = next(t for t in op.inputs if t.name == hint.weight)
+        lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
+        if lanes % intrin.LANES or red % intrin.REDUCE:
+            raise ConfigError(
+                f"{op.name} {op.shape_label()}: the VNNI micro-kernel needs the output-lane extent "
+                f"({lanes}) to be a multiple of {intrin.LANES} and the reduction extent ({red}) a multiple "
+                f"of {intrin.REDUCE}"
+            )
+
+    def tvm_target(self) -> dict:
+        return {"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.cores}
+
+    def runtime_env(self) -> dict[str, str]:
+        return {"TVM_NUM_THREADS": str(self.cores)}
+
+    def context(self) -> CPUContext:
+        return CPUContext(self)
+
+    def key(self) -> str:
+        suffix = "" if self.params.microkernel == "vnni" else f"/{self.params.microkernel}"
+        return f"dlboost/{self.mcpu}/{self.cores}c{suffix}"
+
+    def info(self) -> dict:
+        return {
+            **super().info(),
+            "cpu": self.cpu.model,
+            "vnni": self.cpu.has_vnni,
+            "amx": self.cpu.has_amx,
+            "l1d_bytes": self.l1_bytes,
+            "l2_bytes": self.l2_bytes,
+        }

@@ -1,0 +1,73 @@
+import random
+
+import numpy as np
+import pytest
+
+from heron_core import tvm_compat
+from heron_core.errors import ConfigError, TargetUnavailable
+from heron_core.runner import LocalRunner, LocalRunnerParams
+from heron_core.space import SearchSpace
+from heron_core.task import PluginRef, Task, TaskSpec
+from heron_cpu_dlboost.context import pack_weight
+from heron_cpu_dlboost.cpu import CPUInfo, host_cpu
+
+MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
+
+
+def task(M, K, N, **target) -> Task:
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, **target})
+    return Task(TaskSpec(target=ref, op="gemm", shape={"M": M, "K": K, "N": N}, in_dtype="int8", out_dtype="int32"))
+
+
+def test_packed_weight_layout():
+    b = np.arange(8 * 32, dtype=np.int32).reshape(8, 32)  # (K, N)
+    p = pack_weight(b, reduce_dim=0, lane_dim=1)
+    assert p.shape == (2, 2, 16, 4)
+    for n in range(32):
+        for k in range(8):
+            assert p[n // 16, k // 4, n % 16, k % 4] == b[k, n]
+
+
+def test_refuses_a_cpu_without_vnni():
+    t = task(64, 64, 64)
+    t.target.cpu = CPUInfo("Old CPU", frozenset({"avx2"}), 2, 32768, 1 << 20)
+    with pytest.raises(TargetUnavailable, match="needs AVX-512 VNNI.*Old CPU"):
+        t.target.check_host()
+    task(64, 64, 64, microkernel="generic").target.check_host()  # the generic kernel runs anywhere
+
+
+def test_cache_sizes_and_cores_come_from_this_machine():
+    t = task(64, 64, 64, num_cores=3).target
+    assert t.cores == 3 and t.l1_bytes == host_cpu().l1d_bytes and t.l2_bytes == host_cpu().l2_bytes
+    assert t.tvm_target() == {"kind": "llvm", "mcpu": t.mcpu, "num-cores": 3}
+
+
+@pytest.mark.parametrize("shape", [(64, 62, 64), (64, 64, 40)])
+def test_impossible_shapes_are_refused(shape):
+    with pytest.raises(ConfigError, match="multiple of"):
+        task(*shape)
+
+
+@pytest.mark.parametrize("mcpu", ["sapphirerapids", "znver4"])
+def test_sampled_points_compile_to_vpdpbusd(mcpu):
+    t = task(64, 128, 64, mcpu=mcpu)
+    for point in SearchSpace(t).sample(3, random.Random(0)):
+        asm = tvm_compat.assembly(tvm_compat.build(t.context.apply(t, point), t.target.tvm_target()))
+        assert "vpdpbusd" in asm and "zmm" in asm
+
+
+def test_generic_microkernel_has_no_vnni():
+    t = task(32, 32, 32, microkernel="generic", mcpu="znver3")
+    point = SearchSpace(t).sample(1, random.Random(0))[0]
+    assert "vpdpbusd" not in tvm_compat.assembly(tvm_compat.build(t.context.apply(t, point), t.target.tvm_target()))
+
+
+@pytest.mark.parametrize("shape", [(16, 4, 16), (48, 64, 32), (64, 128, 48)])
+def test_every_sampled_point_builds_and_is_correct(shape):
+    """Property: any point of the space is a correct kernel (runs on this CPU)."""
+    t = task(*shape, microkernel=MICROKERNEL)
+    points = SearchSpace(t).sample(8, random.Random(sum(shape)))
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(t, points))
+    assert len(results) == len(points)
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
