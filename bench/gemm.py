@@ -17,7 +17,7 @@ import sys
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)), help="threads a kernel may use")
-    ap.add_argument("--trials", type=int, default=200)
+    ap.add_argument("--trials", type=int, default=96)
     ap.add_argument("--shapes", type=int, nargs="+", default=[512, 1024], help="cube sizes M=K=N")
     ap.add_argument("--search", default="crand")
     ap.add_argument("--model", default="none")
@@ -74,7 +74,6 @@ def retime(task: Task, point: dict) -> list[float]:
 
 
 def main() -> None:
-    cpu = host_cpu()
     os.makedirs(ARGS.out, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="heron-bench-")
     db_path = ARGS.db or os.path.join(workdir, "records.db")
@@ -126,6 +125,11 @@ def main() -> None:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+        write(rows, peak)
+
+
+def write(rows: list[dict], peak: dict) -> None:
+    cpu = host_cpu()
     result = {
         "benchmark": "dlboost gemm u8 x s8 -> s32",
         "date": time.strftime("%Y-%m-%d %H:%M"),
@@ -150,7 +154,7 @@ def main() -> None:
         json.dump(result, f, indent=2)
     with open(stem + ".md", "w") as f:
         f.write(markdown(result))
-    print(markdown(result))
+    print(markdown(result), flush=True)
 
 
 def markdown(r: dict) -> str:

@@ -62,19 +62,32 @@ def error_summary(exc: BaseException, limit: int = 2000) -> str:
 
 
 # --- worker side (module-level so spawned processes can import them) ---------------------
-_TASKS: dict[str, tuple[Task, dict, np.ndarray]] = {}
+_TASKS: dict[str, Task] = {}
+_REFERENCES: dict[str, tuple[dict, np.ndarray]] = {}
 
 
-def _init_worker(env: dict[str, str]) -> None:
+def _init_worker(env: dict[str, str], spec_json: str, measures: bool) -> None:
+    """Start-up work (importing TVM and the plugins, computing the reference) happens here,
+    so the build and run timeouts measure the candidate alone."""
     os.environ.update(env)
+    _task(spec_json)
+    if measures:
+        _reference(spec_json)
 
 
 def _task(spec_json: str) -> Task:
     if spec_json not in _TASKS:
-        task = Task(TaskSpec.model_validate_json(spec_json))
-        inputs = task.op.random_inputs(seed=0)
-        _TASKS[spec_json] = (task, inputs, task.op.reference(inputs))
-    return _TASKS[spec_json][0]
+        _TASKS[spec_json] = Task(TaskSpec.model_validate_json(spec_json))
+    return _TASKS[spec_json]
+
+
+def _reference(spec_json: str) -> tuple[dict, np.ndarray]:
+    """The measuring inputs and the expected output (fixed seed: identical in every run)."""
+    if spec_json not in _REFERENCES:
+        op = _task(spec_json).op
+        inputs = op.random_inputs(seed=0)
+        _REFERENCES[spec_json] = (inputs, op.reference(inputs))
+    return _REFERENCES[spec_json]
 
 
 def build_one(spec_json: str, point: Point, path: str) -> float:
@@ -91,7 +104,7 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     from heron_core import tvm_compat
 
     task = _task(spec_json)
-    _, inputs, expected = _TASKS[spec_json]
+    inputs, expected = _reference(spec_json)
     dev = task.target.device()
     args = tvm_compat.to_device(task.context.kernel_args(task, inputs), dev)
     module = tvm_compat.load(path)
@@ -128,9 +141,9 @@ class LocalRunner(Runner):
 
         if self._pools is None:
             ctx = multiprocessing.get_context("spawn")
-            env = task.target.runtime_env()
-            builders = ProcessPool(self.params.parallel, context=ctx, initializer=_init_worker, initargs=(env,))
-            measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(env,))
+            init = (task.target.runtime_env(), task.spec.model_dump_json())
+            builders = ProcessPool(self.params.parallel, context=ctx, initializer=_init_worker, initargs=(*init, False))
+            measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(*init, True))
             self._pools = (builders, measurer)
         return self._pools
 

@@ -44,8 +44,8 @@ def test_wrong_output_is_caught(task, tmp_path):
     runner_mod.build_one(spec, point, path)
     params = LocalRunnerParams(repeat=1).model_dump()
     assert runner_mod.measure_one(spec, path, params)[0] is Status.OK
-    t, inputs, expected = runner_mod._TASKS[spec]
-    runner_mod._TASKS[spec] = (t, inputs, expected + np.int32(1))  # as if the kernel were off by one
+    inputs, expected = runner_mod._REFERENCES[spec]
+    runner_mod._REFERENCES[spec] = (inputs, expected + np.int32(1))  # as if the kernel were off by one
     status, costs, error = runner_mod.measure_one(spec, path, params)
     assert status is Status.WRONG_RESULT and "differ" in error and not costs
 

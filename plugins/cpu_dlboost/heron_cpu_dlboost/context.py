@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from heron_core.space import Point, SearchSpace
+from heron_core.space import Point, SearchSpace, divisors
 from heron_core.target import Context
 from heron_cpu_dlboost import intrin
 
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from heron_cpu_dlboost.target import DLBoostTarget
 
 SPATIAL_LEVELS, REDUCE_LEVELS = 4, 2
-UNROLL_STEPS = (0, 16, 64, 512)
+UNROLL_STEPS = (0, 16, 64)
 ZMM_REGISTERS = 32
+MIN_CHAINS = 8  # vpdpbusd: ~4-5 cycles latency x 2 ports in flight
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,11 @@ class CPUContext(Context):
             levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
             return space.product([*tiles[ax.name][first_level:levels], ax.inner], ax.extent * ax.inner)
 
-        # Registers: the S3 accumulator tile, one B vector per lane block, one broadcast of A.
+        # Registers: the S3 accumulator tile, one B vector per lane block, one broadcast of A;
+        # and enough independent accumulators to hide vpdpbusd's latency (when the shape allows).
         acc_regs = space.product([tiles[a.name][3] for a in spatial], ZMM_REGISTERS)
         m.Add(acc_regs + tiles[lane.name][3] + 1 <= ZMM_REGISTERS)
+        m.Add(acc_regs >= min(MIN_CHAINS, _max_register_tile(spatial, lane)))
 
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
@@ -194,6 +197,20 @@ class CPUContext(Context):
         ]
         out = task.op.output
         return [*args, np.zeros(out.shape, out.dtype)]
+
+
+def _max_register_tile(spatial: list[Axis], lane: Axis) -> int:
+    """The largest accumulator tile the shape allows within the register budget."""
+    best = 1
+    others = [a for a in spatial if a is not lane]
+    tiles = [1]
+    for a in others:
+        tiles = [t * d for t in tiles for d in divisors(a.extent) if t * d < ZMM_REGISTERS]
+    for j in divisors(lane.extent):
+        for t in tiles:
+            if t * j + j + 1 <= ZMM_REGISTERS:
+                best = max(best, t * j)
+    return best
 
 
 def _cap(lay: Layout) -> int:
