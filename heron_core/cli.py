@@ -119,13 +119,13 @@ def _tune(**a) -> None:
     cfg, legacy, notes = cfgmod.load(a["config"], overrides)
     reg = registry()
     plan = cfgmod.plan(cfg, reg, legacy)
-    for note in notes:
+    for note in notes + plan.notes:
         err.print(f"[dim]note: {note}[/dim]")
     tasks = [Task(spec, reg) for spec in plan.tasks]  # every input checked before anything is written
     for task in tasks:
         task.target.check_host()
     db = RecordDB(cfg.db or default_db())
-    progress = _progress(a["quiet"])
+    progress = ProgressDisplay(a["quiet"])
     tuner = Tuner(plan, reg, db, progress.event)
     failed = False
     try:
@@ -142,7 +142,7 @@ def _tune(**a) -> None:
         raise typer.Exit(1)
 
 
-class _progress:
+class ProgressDisplay:
     """Rich progress bar fed by the tuner's events."""
 
     def __init__(self, quiet: bool):
@@ -243,7 +243,8 @@ def best(
         table = Table("workload", "target", "latency ms", "trials", "ok", "record", "point")
         for r in rdb.best(workload):
             n, ok = counts[(r.workload_key, r.target_key)]
-            table.add_row(r.workload_key, r.target_key, f"{r.latency_s * 1e3:.4f}", str(n), str(ok), str(r.id), json.dumps(r.point))
+            latency = f"{r.latency_s * 1e3:.4f}"
+            table.add_row(r.workload_key, r.target_key, latency, str(n), str(ok), str(r.id), json.dumps(r.point))
         rdb.close()
         out.print(table)
 

@@ -8,16 +8,16 @@ Heron's flat ``quick_start.json`` keys are accepted and mapped onto the same mod
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from heron_core.errors import ConfigError
 from heron_core.registry import Kind, Registry
-from heron_core.task import PluginRef, TaskSpec, _explain, validate_params
+from heron_core.task import PluginRef, TaskSpec, explain, validate_params
 
 
 class Section(PluginRef):
@@ -157,7 +157,7 @@ def build_config(data: dict) -> TuneConfig:
     try:
         return TuneConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"bad config: {_explain(exc)}") from None
+        raise ConfigError(f"bad config: {explain(exc)}") from None
 
 
 @dataclass
@@ -167,9 +167,12 @@ class Plan:
     config: TuneConfig
     tasks: list[TaskSpec]
     params: dict[str, BaseModel]
+    notes: list[str]
 
 
-def parse_shape(op_fields: list[str], shape: dict[str, int] | list[int] | None, default: dict[str, int], op: str) -> dict[str, int]:
+def parse_shape(
+    op_fields: list[str], shape: dict[str, int] | list[int] | None, default: dict[str, int], op: str
+) -> dict[str, int]:
     if shape is None:
         return dict(default)
     if isinstance(shape, list):
@@ -187,6 +190,7 @@ def parse_shape(op_fields: list[str], shape: dict[str, int] | list[int] | None, 
 def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | None = None) -> Plan:
     """Resolve every name against the registry and validate every section; raises ConfigError."""
     params: dict[str, BaseModel] = {}
+    notes: list[str] = []
     sections: dict[str, tuple[Kind, Section]] = {
         "target": ("target", cfg.target),
         "search": ("searcher", cfg.search),
@@ -196,10 +200,10 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
     for key, (kind, ref) in sections.items():
         spec = reg.get(kind, ref.name)
         given = dict(ref.params)
-        if legacy_keys:  # original keys go only to plugins that take them
-            for k in legacy_keys.get(key, []):
-                if k not in spec.params.model_fields:
-                    given.pop(k, None)
+        for k in (legacy_keys or {}).get(key, []):  # original keys go only to plugins that take them
+            if k not in spec.params.model_fields:
+                given.pop(k, None)
+                notes.append(f"original key '{k}' has no meaning for {kind.replace('_', ' ')} '{ref.name}': ignored")
         for k in given:
             if k not in spec.params.model_fields:
                 owners = [s for s in reg.all_specs() if k in s.params.model_fields]
@@ -213,7 +217,7 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
         op_cls = reg.get("operator", case.op).factory
         shape = parse_shape(list(op_cls.Shape.model_fields), case.shape, op_cls.default_shape, case.op)
         tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=cfg.in_dtype, out_dtype=cfg.out_dtype))
-    return Plan(cfg, tasks, params)
+    return Plan(cfg, tasks, params, notes)
 
 
 def load(path: Path | None, overrides: dict) -> tuple[TuneConfig, dict[str, list[str]] | None, list[str]]:

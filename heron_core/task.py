@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from typing import Any
 
@@ -38,10 +37,10 @@ def validate_params(reg: Registry, kind, ref: PluginRef) -> BaseModel:
     try:
         return spec.params.model_validate(ref.params)
     except ValidationError as exc:
-        raise ConfigError(f"{kind.replace('_', ' ')} '{ref.name}': {_explain(exc)}") from None
+        raise ConfigError(f"{kind.replace('_', ' ')} '{ref.name}': {explain(exc)}") from None
 
 
-def _explain(exc: ValidationError) -> str:
+def explain(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "value"
@@ -60,7 +59,7 @@ class Task:
             shape = op_cls.Shape.model_validate(spec.shape)
         except ValidationError as exc:
             raise ConfigError(
-                f"operator '{spec.op}' shape: {_explain(exc)}; expected "
+                f"operator '{spec.op}' shape: {explain(exc)}; expected "
                 + ",".join(f"{f}=<int>" for f in op_cls.Shape.model_fields)
             ) from None
         self.op: Operator = op_cls(shape, spec.in_dtype, spec.out_dtype)
@@ -82,5 +81,3 @@ class Task:
     def describe(self) -> str:
         return f"{self.workload_key} on {self.target_key}"
 
-    def to_json(self) -> str:
-        return json.dumps(self.spec.model_dump(), sort_keys=True)

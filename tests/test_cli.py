@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import MICROKERNEL, heron
 
 TARGET = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
@@ -83,6 +82,7 @@ def test_config_files_json_toml_and_original_heron(tmp_path):
     proc = heron("tune", "-c", str(original), "--target-param", f"microkernel={MICROKERNEL}", "--quiet",
                  db=tmp_path / "b.db", check=True)
     assert "PASS / Case [16, 32, 16]" in proc.stdout and "ignored original key 'out_name'" in proc.stderr
+    assert "original key 'pop_num' has no meaning for searcher 'crand'" in " ".join(proc.stderr.split())
     bad = tmp_path / "bad.json"
     bad.write_text('{"trials": "many"}')
     proc = heron("tune", "-c", str(bad), db=tmp_path / "c.db")

@@ -84,7 +84,7 @@ class CPUContext(Context):
         return te.create_prim_func([*placeholders, out]), out, read
 
     def layout(self, task: Task) -> Layout:
-        key = task.to_json()
+        key = task.spec.model_dump_json()
         if key not in self._layouts:
             self._layouts[key] = self._read_layout(task)
         return self._layouts[key]
