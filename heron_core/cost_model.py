@@ -33,6 +33,10 @@ class CostModel(ABC):
     def predict(self, points: list[Point]) -> np.ndarray:
         """A score per point, higher = predicted faster."""
 
+    def knob_importance(self) -> dict[str, float]:
+        """How much each knob drives the predictions (empty when unknown)."""
+        return {}
+
 
 class NoCostModel(CostModel):
     """``none``: no model; searchers fall back to exploration."""

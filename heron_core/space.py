@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
+import numpy as np
 from ortools.sat.python import cp_model
 
 if TYPE_CHECKING:
@@ -162,6 +163,25 @@ class SearchSpace:
         if any(v not in self.knobs[k].values for k, v in point.items()):
             return False
         return self._solve(self._constrained(point), seed=0) is not None
+
+    def features(self, points: Sequence[Point]) -> tuple[list[str], np.ndarray]:
+        """Feature names and a (points x features) matrix: the knob values and the Context's
+        loop-nest quantities, log2-scaled (tile sizes matter by ratio, not difference)."""
+        names = list(self.knobs)
+        if not points:
+            return names, np.empty((0, len(names)))
+        rows = []
+        for p in points:
+            extra = self.context.features(self.task, p)
+            if len(names) == len(self.knobs):
+                names += list(extra)
+            rows.append([p[k] for k in self.knobs] + list(extra.values()))
+        matrix = np.log2(1.0 + np.asarray(rows, dtype=np.float64).reshape(len(points), -1))
+        return names, matrix
+
+    def random_point(self, rng: random.Random) -> Point:
+        """Each knob uniformly from its own domain, ignoring the rules (usually invalid)."""
+        return {name: rng.choice(k.values) for name, k in self.knobs.items()}
 
     def apply(self, point: Point):
         return self.context.apply(self.task, point)

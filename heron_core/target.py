@@ -28,6 +28,11 @@ class Context(ABC):
     def apply(self, task: Task, point: Point):
         """Return the scheduled ``tvm.IRModule`` for ``point``."""
 
+    def features(self, task: Task, point: Point) -> dict[str, float]:
+        """Quantities of the scheduled loop nest (tile sizes per level, footprints, parallel
+        chunks, ...) computed from the point without lowering it; cost models learn from them."""
+        return {}
+
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed
         output); a context that changes storage layouts (packed weights) converts here."""

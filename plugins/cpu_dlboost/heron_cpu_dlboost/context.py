@@ -114,45 +114,47 @@ class CPUContext(Context):
             tiles[ax.name] = space.split(ax.name, ax.extent, levels, f"{kind} tile factors of {ax.name} (outer to inner)")
         space.knob("acc_level", (0, 1), "write the output back after the parallel loop (0) or after each S1 tile (1)")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
-
+        q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
         spatial = [a for a in lay.axes if a.spatial]
         lane = next(a for a in spatial if a.inner == intrin.LANES)
 
-        def inner_extent(ax: Axis, first_level: int):
-            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
-            return space.product([*tiles[ax.name][first_level:levels], ax.inner], ax.extent * ax.inner)
-
         # Registers: the S3 accumulator tile, one B vector per lane block, one broadcast of A;
         # and enough independent accumulators to hide vpdpbusd's latency (when the shape allows).
-        acc_regs = space.product([tiles[a.name][3] for a in spatial], ZMM_REGISTERS)
-        m.Add(acc_regs + tiles[lane.name][3] + 1 <= ZMM_REGISTERS)
-        m.Add(acc_regs >= min(MIN_CHAINS, _max_register_tile(spatial, lane)))
-
+        m.Add(q["acc_registers"] + q["b_registers"] + 1 <= ZMM_REGISTERS)
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane)))
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
-        def footprint(spatial_level: int) -> list:
-            terms = []
-            for name, used in lay.uses.items():
-                dims = [inner_extent(a, spatial_level if a.spatial else 1) for a in lay.axes if a.name in used]
-                terms.append(lay.itemsize[name] * space.product(dims, _cap(lay)))
-            return terms
-
-        cpu = self.target
-        m.Add(sum(footprint(3)) <= cpu.l1_bytes)
-        out_tile = 4 * space.product([inner_extent(a, 2) for a in spatial], _cap(lay))
-        m.Add(sum(footprint(2)) + out_tile <= cpu.l2_bytes)
-
+        m.Add(q["l1_bytes"] <= self.target.l1_bytes)
+        m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         # Parallelism: at least one chunk per core, and either an even split or many chunks.
         total = int(np.prod([a.extent for a in spatial]))
-        chunks = space.product([tiles[a.name][0] for a in spatial], total)
-        cores = cpu.cores
+        cores = self.target.cores
         if total >= cores and cores > 1:
+            chunks = q["parallel_chunks"]
             m.Add(chunks >= cores)
             rem = space.var(0, cores - 1)
             m.AddModuloEquality(rem, chunks, cores)
             even = m.NewBoolVar("even_split")
             m.Add(rem == 0).OnlyEnforceIf(even)
             m.Add(chunks >= 4 * cores).OnlyEnforceIf(even.Not())
+
+    def features(self, task: Task, point: Point) -> dict[str, float]:
+        """The template's quantities for this point (the ones its rules bound), for cost models."""
+        lay = self.layout(task)
+        tiles = {
+            ax.name: [point[f"{ax.name}{i}"] for i in range(SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS)]
+            for ax in lay.axes
+        }
+        q = _quantities(lay, tiles, lambda xs: int(np.prod(xs)))
+        spatial = [a for a in lay.axes if a.spatial]
+        reduce = [a for a in lay.axes if not a.spatial]
+        for level in range(SPATIAL_LEVELS):
+            q[f"spatial_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in spatial]))
+        for level in range(REDUCE_LEVELS):
+            q[f"reduce_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in reduce]))
+        q["chunks_per_core"] = q["parallel_chunks"] / self.target.cores
+        q["balanced"] = float(q["parallel_chunks"] % self.target.cores == 0)
+        return {k: float(v) for k, v in q.items()}
 
     def apply(self, task: Task, point: Point):
         import tvm
@@ -197,6 +199,32 @@ class CPUContext(Context):
         ]
         out = task.op.output
         return [*args, np.zeros(out.shape, out.dtype)]
+
+
+def _quantities(lay: Layout, tiles: dict[str, list], prod) -> dict:
+    """Sizes the rules and the cost model talk about, from tile factors; ``prod`` multiplies
+    (CP-SAT variables when defining the space, integers when describing a point)."""
+    spatial = [a for a in lay.axes if a.spatial]
+    lane = next(a for a in spatial if a.inner == intrin.LANES)
+
+    def inner(ax: Axis, first_level: int):
+        levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
+        return prod([*tiles[ax.name][first_level:levels], ax.inner])
+
+    def footprint(spatial_level: int):
+        return sum(
+            lay.itemsize[name] * prod([inner(a, spatial_level if a.spatial else 1) for a in lay.axes if a.name in used])
+            for name, used in lay.uses.items()
+        )
+
+    return {
+        "acc_registers": prod([tiles[a.name][3] for a in spatial]),
+        "b_registers": tiles[lane.name][3],
+        "l1_bytes": footprint(3),
+        "l2_bytes": footprint(2) + 4 * prod([inner(a, 2) for a in spatial]),
+        "parallel_chunks": prod([tiles[a.name][0] for a in spatial]),
+        "reduce_sweep": prod([inner(a, 1) for a in lay.axes if not a.spatial]),
+    }
 
 
 def _max_register_tile(spatial: list[Axis], lane: Axis) -> int:

@@ -1,0 +1,1 @@
+"""Heron cost model ``gbdt``: LightGBM over knob values and loop-nest features."""
