@@ -190,8 +190,9 @@ def _report(outcome) -> bool:
     task, best = outcome.task, outcome.best
     case = task.op.case()
     fails = ", ".join(f"{k} {v}" for k, v in sorted(outcome.failures.items()))
+    stop = f"; searcher '{outcome.searcher}' found no new valid point" if outcome.exhausted else ""
     if best is None:
-        out.print(f"FAIL / Case {case}: no correct kernel in {outcome.total} trials ({fails or 'no failures recorded'})")
+        out.print(f"FAIL / Case {case}: no correct kernel in {outcome.total} trials ({fails or 'no failures recorded'}{stop})")
         return False
     lat = best.latency_s
     gops = task.op.op_count() / lat / 1e9
@@ -201,6 +202,7 @@ def _report(outcome) -> bool:
         f"{base / lat:.1f}x numpy ({base * 1e3:.4f} ms)  "
         f"[{task.workload_key}, {outcome.total} trials, {outcome.measured_now} measured now"
         + (f", failures: {fails}" if fails else "")
+        + stop
         + "]",
         highlight=False,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import timeit
 from collections import Counter
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ class TuneOutcome:
     total: int  # records of this workload on this target, this run's included
     measured_now: int
     failures: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)  # "search", "model", "measure": where the time went
+    searcher: str = ""
+    exhausted: bool = False  # the searcher had no new point to offer before the budget was spent
 
 
 class Tuner:
@@ -53,7 +57,7 @@ class Tuner:
             searcher.tell(history)
             model.fit(history)
         seen = {point_key(r.point) for r in history}
-        outcome = TuneOutcome(task, None, len(history), 0)
+        outcome = TuneOutcome(task, None, len(history), 0, searcher=cfg.search.name)
         self.events("task", {"task": task.describe(), "done": len(history), "total": cfg.trials, "knobs": len(space.knobs)})
         record_args = dict(
             workload_key=task.workload_key,
@@ -64,12 +68,17 @@ class Tuner:
             run_id=self.run_id,
             versions=self.versions,
         )
+        clock = outcome.seconds
         while outcome.total < cfg.trials:
+            t0 = time.perf_counter()
             points = [p for p in searcher.ask(min(cfg.batch_size, cfg.trials - outcome.total)) if point_key(p) not in seen]
+            clock["search"] += time.perf_counter() - t0
             if not points:
+                outcome.exhausted = True
                 self.events("exhausted", {"task": task.describe()})
                 break
             batch = []
+            t0 = time.perf_counter()
             for result in self.runner.run(task, points):
                 seen.add(point_key(result.point))
                 rec = self.db.add(result, **record_args)
@@ -79,9 +88,12 @@ class Tuner:
                 if not result.ok:
                     outcome.failures[result.status.value] += 1
                 self.events("result", {"result": result, "record": rec, "done": outcome.total, "total": cfg.trials})
+            clock["measure"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
             searcher.tell(batch)
             history += batch
             model.fit(history)
+            clock["model"] += time.perf_counter() - t0
         best = [r for r in self.db.best(task.workload_key) if r.target_key == task.target_key]
         outcome.best = best[0] if best else None
         return outcome

@@ -46,7 +46,7 @@ def test_plugins_lists_core_and_dlboost():
     "args, message",
     [
         (["--target", "dlboos"], "did you mean 'dlboost'"),
-        (["--search", "cga"], "pip install heron-search-ga"),
+        (["--target", "tensorcore"], "pip install heron-gpu-tensorcore"),
         (["--op", "gemm", "--shape", "M=64,K=64,N=60"], "multiple of 16"),
         (["--op", "gemm", "--shape", "M=64,K=0,N=64"], "K: Input should be greater than 0"),
         (["--shape", "M=64,Q=3"], "no shape parameter Q"),

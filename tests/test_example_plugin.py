@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import MICROKERNEL, heron
 
 PLUGIN = Path(__file__).parent / "example_plugin"
@@ -13,8 +12,11 @@ PLUGIN = Path(__file__).parent / "example_plugin"
 
 @pytest.fixture(scope="module")
 def installed():
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(PLUGIN)],
-                   check=True, capture_output=True)
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "install", "-q", "--no-deps", "-e", str(PLUGIN)], check=True, capture_output=True)
+    yield
+    # this test process cannot import an editable install made after it started: leave no trace
+    subprocess.run([*pip, "uninstall", "-q", "-y", "heron-example-plugin"], check=True, capture_output=True)
 
 
 def test_example_plugin_is_listed_and_tunes(installed, tmp_path):

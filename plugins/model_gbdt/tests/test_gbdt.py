@@ -2,11 +2,11 @@ import random
 
 import numpy as np
 import pytest
+from heron_model_gbdt.model import GBDTModel, GBDTParams
 
 from heron_core.measure import MeasureResult, Status
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
-from heron_model_gbdt.model import GBDTModel, GBDTParams
 
 
 @pytest.fixture(scope="module")

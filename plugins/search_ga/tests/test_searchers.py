@@ -1,12 +1,12 @@
 import random
 
 import pytest
+from heron_model_gbdt.model import GBDTModel, GBDTParams
 
 from heron_core.measure import MeasureResult, Status
 from heron_core.registry import Registry
 from heron_core.space import SearchSpace, point_key
 from heron_core.task import PluginRef, Task, TaskSpec
-from heron_model_gbdt.model import GBDTModel, GBDTParams
 
 REG = Registry()
 
