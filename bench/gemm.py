@@ -46,12 +46,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from peak import measure_peak  # noqa: E402
 
-from heron_core import config as cfgmod  # noqa: E402
-from heron_core.records import RecordDB  # noqa: E402
-from heron_core.registry import registry  # noqa: E402
 from heron_core.runner import LocalRunner, LocalRunnerParams  # noqa: E402
 from heron_core.task import Task  # noqa: E402
-from heron_core.tuner import Tuner  # noqa: E402
+from heron_core.tuner import tune_single  # noqa: E402
 from heron_core.tvm_compat import versions  # noqa: E402
 from heron_cpu_dlboost.cpu import host_cpu, llvm_host_cpu  # noqa: E402
 
@@ -82,7 +79,7 @@ def main() -> None:
     print(f"VNNI peak: {peak['1']:.0f} GOPS on 1 core, {peak_all:.0f} GOPS on {ARGS.cores}", flush=True)
     rows = []
     for n in ARGS.shapes:
-        cfg = cfgmod.TuneConfig.model_validate(
+        outcome, wall = tune_single(
             {
                 "target": {"name": "dlboost", "num_cores": ARGS.cores},
                 "cases": [{"op": "gemm", "shape": {"M": n, "K": n, "N": n}}],
@@ -95,16 +92,6 @@ def main() -> None:
                 "db": db_path,
             }
         )
-        plan = cfgmod.plan(cfg, registry())
-        db = RecordDB(db_path)
-        tuner = Tuner(plan, registry(), db)
-        t0 = time.time()
-        try:
-            outcome = tuner.tune(plan.tasks[0])
-        finally:
-            tuner.close()
-        wall = time.time() - t0
-        db.close()
         best = outcome.best
         costs = retime(outcome.task, best.point)
         lat = statistics.median(costs)

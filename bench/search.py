@@ -39,28 +39,18 @@ def parse() -> argparse.Namespace:
 
 
 def tune(workload: str, searcher: str, seed: int, a: argparse.Namespace, db: str) -> dict:
-    from heron_core import config as cfgmod
     from heron_core.records import RecordDB
-    from heron_core.registry import registry
-    from heron_core.tuner import Tuner
+    from heron_core.tuner import tune_single
 
     op, shape = workload.split(":")
-    cfg = cfgmod.TuneConfig.model_validate({
+    outcome, wall = tune_single({
         "target": {"name": "dlboost", "num_cores": a.cores, "microkernel": a.microkernel},
         "cases": [{"op": op, "shape": {k: int(v) for k, v in (p.split("=") for p in shape.split(","))}}],
         "trials": a.trials, "batch_size": a.batch_size, "search": searcher,
         "model": a.model if searcher != "random" else "none",
         "runner": {"name": "local", "parallel": a.parallel}, "seed": seed, "db": db,
     })
-    plan = cfgmod.plan(cfg, registry())
     rdb = RecordDB(db)
-    tuner = Tuner(plan, registry(), rdb)
-    t0 = time.time()
-    try:
-        outcome = tuner.tune(plan.tasks[0])
-    finally:
-        tuner.close()
-    wall = time.time() - t0
     lat = [r.latency_s if r.ok else None for r in rdb.records(outcome.task.workload_key, outcome.task.target_key)]
     rdb.close()
     curve, best = [], float("inf")

@@ -99,6 +99,24 @@ class Tuner:
         return outcome
 
 
+def tune_single(config: dict) -> tuple[TuneOutcome, float]:
+    """Tune the one case of ``config`` (a TuneConfig as a dict, naming its ``db``); returns the outcome and the
+    wall seconds. For scripts and benchmarks; the CLI does the same with progress and checks."""
+    from heron_core import config as cfgmod
+    from heron_core.registry import registry
+
+    plan = cfgmod.plan(cfgmod.build_config(config), registry())
+    db = RecordDB(plan.config.db)
+    tuner = Tuner(plan, registry(), db)
+    t0 = time.time()
+    try:
+        outcome = tuner.tune(plan.tasks[0])
+    finally:
+        tuner.close()
+        db.close()
+    return outcome, time.time() - t0
+
+
 def numpy_seconds(task: Task, repeat: int = 5) -> float:
     """Median seconds of the operator's numpy baseline on the tuning inputs."""
     fn = task.op.numpy_baseline(task.op.random_inputs(seed=0))
