@@ -8,10 +8,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable
 
-from heron_core.config import Plan
+from heron_core.config import Plan, build_config
+from heron_core.config import plan as plan_config
 from heron_core.measure import MeasureResult
 from heron_core.records import Record, RecordDB
-from heron_core.registry import Registry
+from heron_core.registry import Registry, registry
 from heron_core.runner import Runner
 from heron_core.space import SearchSpace, point_key
 from heron_core.task import Task, TaskSpec
@@ -102,10 +103,7 @@ class Tuner:
 def tune_single(config: dict) -> tuple[TuneOutcome, float]:
     """Tune the one case of ``config`` (a TuneConfig as a dict, naming its ``db``); returns the outcome and the
     wall seconds. For scripts and benchmarks; the CLI does the same with progress and checks."""
-    from heron_core import config as cfgmod
-    from heron_core.registry import registry
-
-    plan = cfgmod.plan(cfgmod.build_config(config), registry())
+    plan = plan_config(build_config(config), registry())
     db = RecordDB(plan.config.db)
     tuner = Tuner(plan, registry(), db)
     t0 = time.time()

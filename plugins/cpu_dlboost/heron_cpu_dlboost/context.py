@@ -38,6 +38,10 @@ class Axis:
     inner: int  # what the micro-kernel covers: 16, 4 or 1
     spatial: bool
 
+    @property
+    def levels(self) -> int:
+        return SPATIAL_LEVELS if self.spatial else REDUCE_LEVELS
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -109,9 +113,8 @@ class CPUContext(Context):
         m = space.model
         tiles = {}
         for ax in lay.axes:
-            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
             kind = "spatial" if ax.spatial else "reduction"
-            tiles[ax.name] = space.split(ax.name, ax.extent, levels, f"{kind} tile factors of {ax.name} (outer to inner)")
+            tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
         space.knob("acc_level", (0, 1), "write the output back after the parallel loop (0) or after each S1 tile (1)")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
         q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
@@ -141,10 +144,7 @@ class CPUContext(Context):
     def features(self, task: Task, point: Point) -> dict[str, float]:
         """The template's quantities for this point (the ones its rules bound), for cost models."""
         lay = self.layout(task)
-        tiles = {
-            ax.name: [point[f"{ax.name}{i}"] for i in range(SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS)]
-            for ax in lay.axes
-        }
+        tiles = _tile_factors(lay, point)
         q = _quantities(lay, tiles, lambda xs: int(np.prod(xs)))
         spatial = [a for a in lay.axes if a.spatial]
         reduce = [a for a in lay.axes if not a.spatial]
@@ -165,11 +165,11 @@ class CPUContext(Context):
         lay = self.layout(task)
         sch = s_tir.Schedule(tvm.IRModule({"main": func}))
         block = sch.get_sblock(out.op.name)
-        tiles: dict[str, list] = {}
-        for ax, loop in zip(lay.axes, sch.get_loops(block)):
-            levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
-            factors = [point[f"{ax.name}{i}"] for i in range(levels)]
-            tiles[ax.name] = sch.split(loop, factors + ([ax.inner] if ax.inner > 1 else []))
+        factors = _tile_factors(lay, point)
+        tiles = {
+            ax.name: sch.split(loop, factors[ax.name] + ([ax.inner] if ax.inner > 1 else []))
+            for ax, loop in zip(lay.axes, sch.get_loops(block))
+        }
         spatial = [a.name for a in lay.axes if a.spatial]
         reduce = [a.name for a in lay.axes if not a.spatial]
         micro = [tiles[a.name][-1] for a in lay.axes if a.inner > 1]  # lane loop, then dot loop
@@ -193,12 +193,13 @@ class CPUContext(Context):
 
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         hint = task.op.dot_hint
-        args = [
-            pack_weight(arrays[t.name], hint.weight_reduce_dim, hint.weight_lane_dim) if t.name == hint.weight else arrays[t.name]
-            for t in task.op.inputs
-        ]
-        out = task.op.output
-        return [*args, np.zeros(out.shape, out.dtype)]
+        packed = pack_weight(arrays[hint.weight], hint.weight_reduce_dim, hint.weight_lane_dim)
+        return super().kernel_args(task, {**arrays, hint.weight: packed})
+
+
+def _tile_factors(lay: Layout, point: Point) -> dict[str, list[int]]:
+    """Each axis's tile factors, outer to inner, as the point's knobs ``<axis><level>`` give them."""
+    return {ax.name: [point[f"{ax.name}{i}"] for i in range(ax.levels)] for ax in lay.axes}
 
 
 def _quantities(lay: Layout, tiles: dict[str, list], prod) -> dict:
@@ -208,8 +209,7 @@ def _quantities(lay: Layout, tiles: dict[str, list], prod) -> dict:
     lane = next(a for a in spatial if a.inner == intrin.LANES)
 
     def inner(ax: Axis, first_level: int):
-        levels = SPATIAL_LEVELS if ax.spatial else REDUCE_LEVELS
-        return prod([*tiles[ax.name][first_level:levels], ax.inner])
+        return prod([*tiles[ax.name][first_level : ax.levels], ax.inner])
 
     def footprint(spatial_level: int):
         return sum(
