@@ -37,8 +37,9 @@ class Section(PluginRef):
 class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
     op: str = "gemm"
-    shape: dict[str, int] | list[int] | None = None
-    """Named (``{M: 64, ...}``) or positional in the operator's order; default: the operator's."""
+    shape: dict[str, int] | list[int] | str | None = None
+    """Named (``{M: 64, ...}``), positional in the operator's order, or a preset's name (``C2D1``);
+    default: the operator's."""
 
 
 class TuneConfig(BaseModel):
@@ -170,21 +171,33 @@ class Plan:
     notes: list[str]
 
 
-def parse_shape(
-    op_fields: list[str], shape: dict[str, int] | list[int] | None, default: dict[str, int], op: str
-) -> dict[str, int]:
+def parse_shape(op_cls, shape: dict[str, int] | list[int] | str | None) -> dict[str, int]:
+    """A case's shape -> the operator's named shape parameters (not yet range-checked).
+
+    Parameters left out take the field's default (stride, pad, ...) or, for required ones,
+    the operator's default shape."""
+    op, fields = op_cls.name, op_cls.Shape.model_fields
+    required = [k for k, f in fields.items() if f.is_required()]
     if shape is None:
-        return dict(default)
+        return dict(op_cls.default_shape)
+    if isinstance(shape, str):
+        if shape not in op_cls.presets:
+            presets = ", ".join(op_cls.presets) or "none"
+            raise ConfigError(f"operator '{op}' has no shape preset '{shape}' (presets: {presets})")
+        return dict(op_cls.presets[shape])
     if isinstance(shape, list):
-        if len(shape) != len(op_fields):
+        if not len(required) <= len(shape) <= len(fields):
             raise ConfigError(
-                f"operator '{op}' takes {len(op_fields)} shape values ({','.join(op_fields)}), got {len(shape)}: {shape}"
+                f"operator '{op}' takes {len(required)} to {len(fields)} shape values ({','.join(fields)}), "
+                f"got {len(shape)}: {shape}"
             )
-        return dict(zip(op_fields, shape))
-    unknown = [k for k in shape if k not in op_fields]
+        return dict(zip(fields, shape))
+    aliases = op_cls.Shape.aliases
+    named = {aliases.get(k, k): v for k, v in shape.items()}
+    unknown = [k for k in named if k not in fields]
     if unknown:
-        raise ConfigError(f"operator '{op}' has no shape parameter {', '.join(unknown)} (it takes {','.join(op_fields)})")
-    return {**default, **shape}
+        raise ConfigError(f"operator '{op}' has no shape parameter {', '.join(unknown)} (it takes {','.join(fields)})")
+    return {**{k: v for k, v in op_cls.default_shape.items() if k in required}, **named}
 
 
 def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | None = None) -> Plan:
@@ -215,7 +228,7 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
     target_ref = PluginRef(name=cfg.target.name, params=params["target"].model_dump(exclude_unset=True))
     for case in cfg.cases:
         op_cls = reg.get("operator", case.op).factory
-        shape = parse_shape(list(op_cls.Shape.model_fields), case.shape, op_cls.default_shape, case.op)
+        shape = parse_shape(op_cls, case.shape)
         tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=cfg.in_dtype, out_dtype=cfg.out_dtype))
     return Plan(cfg, tasks, params, notes)
 

@@ -1,23 +1,43 @@
 """The core's own implementations, registered through the ``heron`` entry point like any plugin."""
 
+import sys
+
 from heron_core.cost_model import NoCostModel
 from heron_core.hookspecs import hookimpl
+from heron_core.ops.bmm import Bmm
+from heron_core.ops.conv1d import Conv1d
+from heron_core.ops.conv2d import Conv2d
+from heron_core.ops.conv3d import Conv3d
+from heron_core.ops.dense import Dense
+from heron_core.ops.dil import Dil
 from heron_core.ops.gemm import Gemm
+from heron_core.ops.gemv import Gemv
+from heron_core.ops.scan import Scan
+from heron_core.ops.t2d import T2d
 from heron_core.registry import PluginSpec
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.searcher import ConstrainedRandomParams, ConstrainedRandomSearcher
 
+OPERATORS = (Gemm, Bmm, Gemv, Dense, Conv1d, Conv2d, Conv3d, Dil, T2d, Scan)
+
 
 @hookimpl
 def heron_operators():
-    return [PluginSpec("operator", Gemm.name, Gemm, Gemm.Shape, "C[M,N] = A[M,K] . B[K,N]; int8: u8 x s8 -> s32")]
+    # each operator module's docstring starts with "<name>: <what it computes>"
+    return [
+        PluginSpec("operator", op.name, op, op.Shape, sys.modules[op.__module__].__doc__.split(": ", 1)[1].split("\n")[0])
+        for op in OPERATORS
+    ]
 
 
 @hookimpl
 def heron_searchers():
     return [
         PluginSpec(
-            "searcher", "crand", ConstrainedRandomSearcher, ConstrainedRandomParams,
+            "searcher",
+            "crand",
+            ConstrainedRandomSearcher,
+            ConstrainedRandomParams,
             "random valid points of the constraint space, ranked by the cost model when it has one",
         )
     ]
@@ -32,7 +52,10 @@ def heron_cost_models():
 def heron_runners():
     return [
         PluginSpec(
-            "runner", "local", LocalRunner, LocalRunnerParams,
+            "runner",
+            "local",
+            LocalRunner,
+            LocalRunnerParams,
             "parallel builds in worker processes, isolated timed runs checked against numpy",
         )
     ]

@@ -14,31 +14,79 @@ Accessor = Callable[..., object]  # logical indices -> TVM PrimExpr
 
 
 class ShapeParams(BaseModel):
-    """Base of an operator's named shape parameters; field order is the positional order."""
+    """Base of an operator's named shape parameters; field order is the positional order.
+    ``aliases`` maps other accepted names (the original Heron's, e.g. CI) onto fields."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    aliases: ClassVar[dict[str, str]] = {}
+
+
+Pad = tuple[tuple[int, int, int], ...]  # per dimension: (zeros before, zeros after, zeros between elements)
 
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """One tensor of an operator, in its logical layout.
+
+    Roles: ``input`` (passed on every call), ``weight`` (passed too, but constant across
+    calls in inference, so a target may pack it once, outside the timed kernel),
+    ``constant`` (not passed: :meth:`Operator.constant` defines its elements), ``output``.
+    ``pad`` makes the compute see the tensor zero-padded (and zero-inserted), as convolutions do.
+    """
+
     name: str
     shape: tuple[int, ...]
     dtype: str
-    role: Literal["input", "weight", "output"]
+    role: Literal["input", "weight", "constant", "output"]
+    pad: Pad | None = None
+
+    @property
+    def padded_shape(self) -> tuple[int, ...]:
+        if not self.pad:
+            return self.shape
+        return tuple(lo + hi + n + (n - 1) * gap for n, (lo, hi, gap) in zip(self.shape, self.pad))
+
+
+def padded(read: Accessor, spec: TensorSpec) -> Accessor:
+    """``read`` (logical indices) -> a reader of ``spec.padded_shape`` that yields zero in the padding."""
+    if not spec.pad:
+        return read
+
+    def read_padded(*idx):
+        from tvm import tirx
+
+        conds, logical = [], []
+        for i, n, (lo, hi, gap) in zip(idx, spec.shape, spec.pad):
+            if (lo, hi, gap) == (0, 0, 0):
+                logical.append(i)
+                continue
+            if (lo, gap) == (0, 0):
+                conds.append(i < n)
+                logical.append(i)
+                continue
+            j = i - lo
+            conds += [j >= 0, j < (n - 1) * (gap + 1) + 1] + ([tirx.floormod(j, gap + 1) == 0] if gap else [])
+            logical.append(tirx.floordiv(j, gap + 1) if gap else j)
+        return tirx.if_then_else(tirx.all(*conds), read(*logical), tirx.const(0, spec.dtype)) if conds else read(*logical)
+
+    return read_padded
 
 
 @dataclass(frozen=True)
 class DotHint:
     """Where an int8 dot-product micro-kernel (e.g. VNNI 16x4) maps onto the operator.
 
-    ``weight`` is the input whose (reduce_dim, lane_dim) tile feeds the micro-kernel, the
-    output's ``out_lane_axis`` runs along the lanes and the compute's ``reduce_axis``-th
-    reduction loop runs along the reduction.
+    ``weight`` is the tensor whose (reduce_dim, lane_dim) tile feeds the micro-kernel,
+    ``data`` the one whose ``data_reduce_dim`` is broadcast along the lanes; the output's
+    ``out_lane_axis`` runs along the lanes and the compute's ``reduce_axis``-th reduction loop
+    along the reduction.
     """
 
     weight: str
     weight_reduce_dim: int
     weight_lane_dim: int
+    data: str
+    data_reduce_dim: int
     out_lane_axis: int
     reduce_axis: int
 
@@ -47,12 +95,18 @@ class DotHint:
 INT8_DTYPES = {"int8": ("uint8", "int8"), "uint8": ("uint8", "int8")}
 
 
+def int_dtypes(in_dtype: str) -> tuple[str, str]:
+    """(activation dtype, weight dtype) for ``in_dtype``: int8 means u8 x s8; others are used as given."""
+    return INT8_DTYPES.get(in_dtype, (in_dtype, in_dtype))
+
+
 class Operator(ABC):
     """A workload family. Subclasses set ``name``, ``Shape`` and implement the abstract methods."""
 
     name: ClassVar[str]
     Shape: ClassVar[type[ShapeParams]]
     default_shape: ClassVar[dict[str, int]]
+    presets: ClassVar[dict[str, dict[str, int]]] = {}  # named shapes, e.g. the paper's cases
     dot_hint: ClassVar[DotHint | None] = None
 
     def __init__(self, shape: ShapeParams, in_dtype: str, out_dtype: str):
@@ -77,13 +131,25 @@ class Operator(ABC):
     def op_count(self) -> int:
         """Arithmetic operations (a multiply-add counts 2)."""
 
+    def constant(self, name: str, *idx):
+        """The element at ``idx`` of the ``constant`` tensor ``name``, as a TVM expression."""
+        raise NotImplementedError(f"operator '{self.name}' defines no constant '{name}'")
+
     def numpy_baseline(self, arrays: dict[str, np.ndarray]) -> Callable[[], object]:
         """A zero-argument callable computing the operator the fast numpy way (for speedups)."""
         return lambda: self.reference(arrays)
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        return [t for t in self.tensors() if t.role != "output"]
+        """What a caller passes, in order (inputs and weights)."""
+        return [t for t in self.tensors() if t.role in ("input", "weight")]
+
+    @property
+    def constants(self) -> list[TensorSpec]:
+        return [t for t in self.tensors() if t.role == "constant"]
+
+    def tensor(self, name: str) -> TensorSpec:
+        return next(t for t in self.tensors() if t.name == name)
 
     @property
     def output(self) -> TensorSpec:

@@ -21,8 +21,8 @@ def installed():
 
 def test_example_plugin_is_listed_and_tunes(installed, tmp_path):
     listing = heron("plugins", check=True).stdout
-    assert "hillclimb" in listing and "matmul_nt" in listing and "heron-example-plugin" in listing
-    out = heron("tune", "--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}", "--op", "matmul_nt",
+    assert "hillclimb" in listing and "matmul_tn" in listing and "heron-example-plugin" in listing
+    out = heron("tune", "--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}", "--op", "matmul_tn",
                 "--shape", "M=32,N=32,K=64", "--search", "hillclimb", "--trials", "6", "--batch-size", "3", "--quiet",
                 db=tmp_path / "r.db", check=True).stdout
-    assert "PASS / Case [32, 32, 64]" in out and "matmul_nt[M=32,N=32,K=64]" in out
+    assert "PASS / Case [32, 32, 64]" in out and "matmul_tn[M=32,N=32,K=64]" in out

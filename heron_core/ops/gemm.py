@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import PositiveInt
 
-from heron_core.operator import INT8_DTYPES, DotHint, Operator, ShapeParams, TensorSpec
+from heron_core.operator import DotHint, Operator, ShapeParams, TensorSpec, int_dtypes
 
 
 class GemmShape(ShapeParams):
@@ -18,14 +18,20 @@ class Gemm(Operator):
     name = "gemm"
     Shape = GemmShape
     default_shape = {"M": 64, "K": 64, "N": 64}
-    dot_hint = DotHint(weight="B", weight_reduce_dim=0, weight_lane_dim=1, out_lane_axis=1, reduce_axis=0)
-
-    def _dtypes(self) -> tuple[str, str]:
-        return INT8_DTYPES.get(self.in_dtype, (self.in_dtype, self.in_dtype))
+    presets = {
+        "G1": {"M": 1024, "K": 1024, "N": 1024},
+        "G2": {"M": 4096, "K": 4096, "N": 4096},
+        "G3": {"M": 32, "K": 2048, "N": 1008},
+        "G4": {"M": 32, "K": 4096, "N": 4096},
+        "G5": {"M": 32, "K": 4096, "N": 1008},
+    }
+    dot_hint = DotHint(
+        weight="B", weight_reduce_dim=0, weight_lane_dim=1, data="A", data_reduce_dim=1, out_lane_axis=1, reduce_axis=0
+    )
 
     def tensors(self) -> list[TensorSpec]:
         s = self.shape
-        a, b = self._dtypes()
+        a, b = int_dtypes(self.in_dtype)
         return [
             TensorSpec("A", (s.M, s.K), a, "input"),
             TensorSpec("B", (s.K, s.N), b, "weight"),

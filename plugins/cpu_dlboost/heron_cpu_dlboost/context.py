@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from heron_core.operator import TensorSpec, padded
 from heron_core.space import Point, SearchSpace, divisors
 from heron_core.target import Context
 from heron_cpu_dlboost import intrin
@@ -69,23 +70,38 @@ class CPUContext(Context):
         self.target = target
         self._layouts: dict[str, Layout] = {}
 
-    # --- the compute, with the packed weight layout ---------------------------------------
+    # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def prim_func(self, task: Task):
+        """The operator's compute with the dot operands in micro-kernel layouts.
+
+        The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` argument is
+        passed packed (``kernel_args``), an ``input`` or ``constant`` is packed by a stage of the
+        kernel. The data operand gets its reduction dimension innermost in groups of 4, padding
+        included, by a stage of the kernel when its logical layout is not already so.
+        """
         from tvm import te
 
         op, hint = task.op, task.op.dot_hint
-        placeholders, read = [], {}
-        for t in op.inputs:
-            if t.name == hint.weight:
-                packed_shape = pack_weight(np.empty(t.shape, t.dtype), hint.weight_reduce_dim, hint.weight_lane_dim).shape
-                ph = te.placeholder(packed_shape, t.dtype, name=t.name)
-                read[t.name] = _packed_reader(ph, hint.weight_reduce_dim, hint.weight_lane_dim)
+        args, read = [], {}
+        for t in [*op.inputs, *op.constants]:
+            if t.role == "constant":
+                source = padded(lambda *i, name=t.name: op.constant(name, *i), t)
             else:
-                ph = te.placeholder(t.shape, t.dtype, name=t.name)
-                read[t.name] = _recording_reader(ph)
-            placeholders.append(ph)
+                ph = te.placeholder(packed_weight_shape(t, hint) if _prepacked(t, hint) else t.shape, t.dtype, name=t.name)
+                args.append(ph)
+                source = padded(lambda *i, ph=ph: ph[i], t)
+            if t.name == hint.weight:
+                layout = _WeightLayout(t.padded_shape, hint.weight_reduce_dim, hint.weight_lane_dim)
+                store = ph if _prepacked(t, hint) else _pack_stage(t.name, layout, source)
+                read[t.name] = _recording(store, layout.packed)
+            elif t.name == hint.data and (t.pad or hint.data_reduce_dim != len(t.shape) - 1):
+                layout = _DataLayout(t.padded_shape, hint.data_reduce_dim)
+                store = _pack_stage(t.name, layout, source)
+                read[t.name] = _recording(store, layout.packed)
+            else:
+                read[t.name] = _recording(None, None, source)
         out = op.compute(read)
-        return te.create_prim_func([*placeholders, out]), out, read
+        return te.create_prim_func([*args, out]), out, read
 
     def layout(self, task: Task) -> Layout:
         key = task.spec.model_dump_json()
@@ -104,7 +120,7 @@ class CPUContext(Context):
             dots = intrin.REDUCE if i == hint.reduce_axis else 1
             axes.append(Axis(iv.var.name, int(iv.dom.extent) // dots, dots, False))
         names = {a.name for a in axes}
-        itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.inputs}
+        itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.tensors() if t.role != "output"}
         return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
 
     # --- the template --------------------------------------------------------------------
@@ -123,16 +139,17 @@ class CPUContext(Context):
 
         # Registers: the S3 accumulator tile, one B vector per lane block, one broadcast of A;
         # and enough independent accumulators to hide vpdpbusd's latency (when the shape allows).
+        total = int(np.prod([a.extent for a in spatial]))
+        cores = self.target.cores
+        parallel = total >= cores and cores > 1
         m.Add(q["acc_registers"] + q["b_registers"] + 1 <= ZMM_REGISTERS)
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane)))
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane, total // cores if parallel else total)))
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         # Parallelism: at least one chunk per core, and either an even split or many chunks.
-        total = int(np.prod([a.extent for a in spatial]))
-        cores = self.target.cores
-        if total >= cores and cores > 1:
+        if parallel:
             chunks = q["parallel_chunks"]
             m.Add(chunks >= cores)
             rem = space.var(0, cores - 1)
@@ -178,6 +195,13 @@ class CPUContext(Context):
         sch.reorder(*s(0), *s(1), *r(0), *s(2), *r(1), *s(3), *micro)
 
         acc = sch.cache_write(block, 0, "global")
+        lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
+        if lane_dim != rank - 1:  # the micro-kernel writes 16 contiguous lanes: move them innermost
+            sch.transform_layout(
+                block,
+                ("write", 0),
+                lambda *i: (*i[:lane_dim], i[lane_dim] // intrin.LANES, *i[lane_dim + 1 :], i[lane_dim] % intrin.LANES),
+            )
         sch.reverse_compute_at(acc, s(point["acc_level"])[-1])
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
@@ -189,12 +213,31 @@ class CPUContext(Context):
         sch.vectorize(sch.get_loops(acc)[-1])
         sch.decompose_reduction(block, r(0)[0])
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
+        for t in [*task.op.inputs, *task.op.constants]:
+            if _has_block(sch, f"{t.name}_pack"):
+                _parallel_stage(sch, sch.get_sblock(f"{t.name}_pack"))
         return sch.mod
 
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         hint = task.op.dot_hint
+        if not _prepacked(task.op.tensor(hint.weight), hint):
+            return super().kernel_args(task, arrays)
         packed = pack_weight(arrays[hint.weight], hint.weight_reduce_dim, hint.weight_lane_dim)
         return super().kernel_args(task, {**arrays, hint.weight: packed})
+
+
+def _has_block(sch, name: str) -> bool:
+    try:
+        sch.get_sblock(name)
+    except Exception:  # noqa: BLE001 - TVM raises its own error type for a missing block
+        return False
+    return True
+
+
+def _parallel_stage(sch, block) -> None:
+    """A packing stage: its outer loops fused and spread over the cores."""
+    loops = sch.get_loops(block)
+    sch.parallel(sch.fuse(*loops[:-1]) if len(loops) > 1 else loops[0])
 
 
 def _tile_factors(lay: Layout, point: Point) -> dict[str, list[int]]:
@@ -227,8 +270,9 @@ def _quantities(lay: Layout, tiles: dict[str, list], prod) -> dict:
     }
 
 
-def _max_register_tile(spatial: list[Axis], lane: Axis) -> int:
-    """The largest accumulator tile the shape allows within the register budget."""
+def _max_register_tile(spatial: list[Axis], lane: Axis, limit: int) -> int:
+    """The largest accumulator tile the shape allows within the register budget and ``limit``
+    (what is left of the spatial extent once every core has a chunk)."""
     best = 1
     others = [a for a in spatial if a is not lane]
     tiles = [1]
@@ -236,7 +280,7 @@ def _max_register_tile(spatial: list[Axis], lane: Axis) -> int:
         tiles = [t * d for t in tiles for d in divisors(a.extent) if t * d < ZMM_REGISTERS]
     for j in divisors(lane.extent):
         for t in tiles:
-            if t * j + j + 1 <= ZMM_REGISTERS:
+            if t * j + j + 1 <= ZMM_REGISTERS and t * j <= limit:
                 best = max(best, t * j)
     return best
 
@@ -257,21 +301,92 @@ def _vars_of(args) -> set[str]:
     return names
 
 
-def _recording_reader(ph):
+def _recording(store, to_packed, source=None):
+    """A reader of logical indices that remembers which loop variables index it."""
+
     def read(*idx):
         read.used |= _vars_of(idx)
-        return ph[idx]
+        return store[to_packed(idx)] if store is not None else source(*idx)
 
     read.used = set()
     return read
 
 
-def _packed_reader(ph, reduce_dim: int, lane_dim: int):
-    def read(*idx):
-        read.used |= _vars_of(idx)
-        lane, red = idx[lane_dim], idx[reduce_dim]
-        others = [x for d, x in enumerate(idx) if d not in (reduce_dim, lane_dim)]
-        return ph[(lane // intrin.LANES, *others, red // intrin.REDUCE, lane % intrin.LANES, red % intrin.REDUCE)]
+def _pack_stage(name: str, layout, source):
+    from tvm import te
 
-    read.used = set()
-    return read
+    return te.compute(layout.shape, lambda *p: source(*layout.logical(p)), name=f"{name}_pack")
+
+
+def _prepacked(t: TensorSpec, hint) -> bool:
+    return t.name == hint.weight and t.role == "weight"
+
+
+def packed_weight_shape(t: TensorSpec, hint) -> tuple[int, ...]:
+    return _WeightLayout(t.padded_shape, hint.weight_reduce_dim, hint.weight_lane_dim).shape
+
+
+@dataclass(frozen=True)
+class _WeightLayout:
+    """(..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4)."""
+
+    logical_shape: tuple[int, ...]
+    reduce_dim: int
+    lane_dim: int
+
+    @property
+    def _others(self) -> list[int]:
+        return [d for d in range(len(self.logical_shape)) if d not in (self.reduce_dim, self.lane_dim)]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        s = self.logical_shape
+        return (
+            s[self.lane_dim] // intrin.LANES,
+            *(s[d] for d in self._others),
+            s[self.reduce_dim] // intrin.REDUCE,
+            intrin.LANES,
+            intrin.REDUCE,
+        )
+
+    def packed(self, idx):
+        lane, red = idx[self.lane_dim], idx[self.reduce_dim]
+        return (
+            lane // intrin.LANES,
+            *(idx[d] for d in self._others),
+            red // intrin.REDUCE,
+            lane % intrin.LANES,
+            red % intrin.REDUCE,
+        )
+
+    def logical(self, p):
+        idx = [None] * len(self.logical_shape)
+        idx[self.lane_dim] = p[0] * intrin.LANES + p[-2]
+        idx[self.reduce_dim] = p[-3] * intrin.REDUCE + p[-1]
+        for d, x in zip(self._others, p[1:-3]):
+            idx[d] = x
+        return idx
+
+
+@dataclass(frozen=True)
+class _DataLayout:
+    """(..., R, ...) -> (..., R/4, ..., 4): each 4 reduction elements the micro-kernel broadcasts are contiguous."""
+
+    logical_shape: tuple[int, ...]
+    reduce_dim: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        s = list(self.logical_shape)
+        s[self.reduce_dim] //= intrin.REDUCE
+        return (*s, intrin.REDUCE)
+
+    def packed(self, idx):
+        p = list(idx)
+        p[self.reduce_dim] = idx[self.reduce_dim] // intrin.REDUCE
+        return (*p, idx[self.reduce_dim] % intrin.REDUCE)
+
+    def logical(self, p):
+        idx = list(p[:-1])
+        idx[self.reduce_dim] = p[self.reduce_dim] * intrin.REDUCE + p[-1]
+        return idx

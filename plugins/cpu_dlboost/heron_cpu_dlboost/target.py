@@ -60,7 +60,7 @@ class DLBoostTarget(Target):
                 f"not {task.spec.in_dtype} -> {task.spec.out_dtype}"
             )
         hint = op.dot_hint
-        weight = next(t for t in op.inputs if t.name == hint.weight)
+        weight = op.tensor(hint.weight)
         lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
         if lanes % intrin.LANES or red % intrin.REDUCE:
             raise ConfigError(

@@ -1,4 +1,4 @@
-"""An example third-party Heron plugin: the ``hillclimb`` searcher and the ``matmul_nt`` operator.
+"""An example third-party Heron plugin: the ``hillclimb`` searcher and the ``matmul_tn`` operator.
 
 Nothing here touches the core: the package registers under the ``heron`` entry-point group
 (see pyproject.toml) and implements two hooks.
@@ -10,7 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from heron_core import PluginSpec, hookimpl
-from heron_core.operator import INT8_DTYPES, DotHint, Operator, ShapeParams, TensorSpec
+from heron_core.operator import DotHint, Operator, ShapeParams, TensorSpec, int_dtypes
 from heron_core.searcher import Searcher
 from heron_core.space import point_key
 
@@ -43,36 +43,42 @@ class HillClimb(Searcher):
         return list(out.values()) + fill
 
 
-class MatmulNTShape(ShapeParams):
+class MatmulTNShape(ShapeParams):
     M: PositiveInt
     N: PositiveInt
     K: PositiveInt
 
 
-class MatmulNT(Operator):
-    """C[M, N] = A[M, K] · B[N, K]ᵀ (weights stored row-per-output, as in a linear layer)."""
+class MatmulTN(Operator):
+    """C[M, N] = A[K, M]ᵀ · B[K, N] (activations stored transposed; the target re-lays them out)."""
 
-    name = "matmul_nt"
-    Shape = MatmulNTShape
+    name = "matmul_tn"
+    Shape = MatmulTNShape
     default_shape = {"M": 32, "N": 32, "K": 64}
-    dot_hint = DotHint(weight="B", weight_reduce_dim=1, weight_lane_dim=0, out_lane_axis=1, reduce_axis=0)
+    dot_hint = DotHint(
+        weight="B", weight_reduce_dim=0, weight_lane_dim=1, data="A", data_reduce_dim=0, out_lane_axis=1, reduce_axis=0
+    )
 
     def tensors(self):
         s = self.shape
-        a, b = INT8_DTYPES.get(self.in_dtype, (self.in_dtype, self.in_dtype))
-        return [TensorSpec("A", (s.M, s.K), a, "input"), TensorSpec("B", (s.N, s.K), b, "weight"),
-                TensorSpec("C", (s.M, s.N), self.out_dtype, "output")]
+        a, b = int_dtypes(self.in_dtype)
+        return [
+            TensorSpec("A", (s.K, s.M), a, "input"),
+            TensorSpec("B", (s.K, s.N), b, "weight"),
+            TensorSpec("C", (s.M, s.N), self.out_dtype, "output"),
+        ]
 
     def compute(self, read):
         from tvm import te
 
         s, out = self.shape, self.out_dtype
         k = te.reduce_axis((0, s.K), name="k")
-        return te.compute((s.M, s.N), lambda i, j: te.sum(read["A"](i, k).astype(out) * read["B"](j, k).astype(out), axis=k),
-                          name="C")
+        return te.compute(
+            (s.M, s.N), lambda i, j: te.sum(read["A"](k, i).astype(out) * read["B"](k, j).astype(out), axis=k), name="C"
+        )
 
     def reference(self, arrays):
-        return (arrays["A"].astype(np.float64) @ arrays["B"].astype(np.float64).T).astype(self.out_dtype)
+        return (arrays["A"].astype(np.float64).T @ arrays["B"].astype(np.float64)).astype(self.out_dtype)
 
     def op_count(self):
         s = self.shape
@@ -86,4 +92,4 @@ def heron_searchers():
 
 @hookimpl
 def heron_operators():
-    return [PluginSpec("operator", "matmul_nt", MatmulNT, MatmulNTShape, "C = A . B^T")]
+    return [PluginSpec("operator", "matmul_tn", MatmulTN, MatmulTNShape, "C = A^T . B")]

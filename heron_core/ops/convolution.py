@@ -1,0 +1,106 @@
+"""Direct convolutions in PyTorch's layouts, shared by conv1d, conv2d, conv3d and dil:
+out[n, k, o...] = sum_{c, r...} x[n, c, o*stride + r*dilation - pad] · w[k, c, r...]
+(x: N, C, *spatial; w: K, C, *kernel; out: N, K, *out_spatial; zero padding)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import ClassVar
+
+import numpy as np
+from pydantic import model_validator
+
+from heron_core.operator import DotHint, Operator, ShapeParams, TensorSpec, int_dtypes
+
+CONV_ALIASES = {"CI": "C", "CO": "K", "KD": "T", "KH": "R", "KW": "S", "padding": "pad"}
+
+
+class ConvShape(ShapeParams):
+    """Subclasses declare, in this order, N, C, the input's spatial extents, K, the kernel's
+    extents, stride, pad and dilation (field order is the positional order of --shape)."""
+
+    spatial: ClassVar[tuple[str, ...]]
+    kernel: ClassVar[tuple[str, ...]]
+    aliases = CONV_ALIASES
+
+    @property
+    def in_extents(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f) for f in self.spatial)
+
+    @property
+    def kernel_extents(self) -> tuple[int, ...]:
+        return tuple(getattr(self, f) for f in self.kernel)
+
+    @property
+    def out_extents(self) -> tuple[int, ...]:
+        return tuple(
+            (n + 2 * self.pad - self.dilation * (r - 1) - 1) // self.stride + 1
+            for n, r in zip(self.in_extents, self.kernel_extents)
+        )
+
+    @model_validator(mode="after")
+    def _has_output(self):
+        if min(self.out_extents) < 1:
+            raise ValueError(
+                f"the output would be empty: input {self.in_extents} padded by {self.pad} is smaller than the "
+                f"kernel {self.kernel_extents} at dilation {self.dilation}"
+            )
+        return self
+
+
+# Lanes along the output channels K, the 4-wide dot along the input channels C.
+CONV_DOT_HINT = DotHint(
+    weight="w", weight_reduce_dim=1, weight_lane_dim=0, data="x", data_reduce_dim=1, out_lane_axis=1, reduce_axis=0
+)
+
+
+class Convolution(Operator):
+    Shape: ClassVar[type[ConvShape]]
+    shape: ConvShape
+    dot_hint = CONV_DOT_HINT
+
+    def tensors(self) -> list[TensorSpec]:
+        s = self.shape
+        a, b = int_dtypes(self.in_dtype)
+        pad = ((0, 0, 0), (0, 0, 0)) + ((s.pad, s.pad, 0),) * len(s.spatial)
+        return [
+            TensorSpec("x", (s.N, s.C, *s.in_extents), a, "input", pad if s.pad else None),
+            TensorSpec("w", (s.K, s.C, *s.kernel_extents), b, "weight"),
+            TensorSpec("out", (s.N, s.K, *s.out_extents), self.out_dtype, "output"),
+        ]
+
+    def compute(self, read):
+        from tvm import te
+
+        s, out = self.shape, self.out_dtype
+        dims = [f.lower() for f in s.spatial]
+        c = te.reduce_axis((0, s.C), name="c")
+        rs = [te.reduce_axis((0, r), name=f"k{d}") for r, d in zip(s.kernel_extents, dims)]
+
+        def body(n, k, *o):
+            pos = [oi * s.stride + ri * s.dilation for oi, ri in zip(o, rs)]
+            return te.sum(read["x"](n, c, *pos).astype(out) * read["w"](k, c, *rs).astype(out), axis=[c, *rs])
+
+        return te.compute((s.N, s.K, *s.out_extents), body, name="out")
+
+    def _apply(self, arrays, dtype) -> np.ndarray:
+        s = self.shape
+        x = np.pad(arrays["x"].astype(dtype), [(0, 0), (0, 0)] + [(s.pad, s.pad)] * len(s.spatial))
+        w = arrays["w"].astype(dtype)
+        result = np.zeros((s.K, s.N, *s.out_extents), dtype)
+        for r in itertools.product(*(range(e) for e in s.kernel_extents)):
+            window = tuple(
+                slice(ri * s.dilation, ri * s.dilation + (o - 1) * s.stride + 1, s.stride) for ri, o in zip(r, s.out_extents)
+            )
+            result += np.tensordot(w[(slice(None), slice(None), *r)], x[(slice(None), slice(None), *window)], axes=([1], [1]))
+        return np.moveaxis(result, 0, 1)
+
+    def reference(self, arrays):
+        return self._apply(arrays, np.float64).astype(self.out_dtype)  # exact: |sums| < 2**53
+
+    def numpy_baseline(self, arrays):
+        return lambda: self._apply(arrays, np.float32)
+
+    def op_count(self) -> int:
+        s = self.shape
+        return 2 * s.N * s.K * s.C * int(np.prod(s.out_extents)) * int(np.prod(s.kernel_extents))

@@ -1,0 +1,39 @@
+"""Property: every sampled point of every operator builds and computes the numpy reference."""
+
+import random
+
+import pytest
+
+from heron_core.runner import LocalRunner, LocalRunnerParams
+from heron_core.space import SearchSpace
+from heron_core.task import PluginRef, Task, TaskSpec
+from heron_cpu_dlboost.cpu import host_cpu
+
+MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
+
+# Small shapes that still exercise every path: prepacked weights, in-kernel packing of an input
+# (bmm) and of a constant (scan), data re-laid out with padding, zero insertion (t2d), dilation,
+# strides, a lane axis that is not the output's innermost (the convolutions).
+SHAPES = {
+    "gemm": {"M": 32, "K": 32, "N": 32},
+    "dense": {"M": 16, "K": 32, "N": 32},
+    "bmm": {"batch": 2, "M": 16, "K": 16, "N": 32},
+    "gemv": {"M": 64, "K": 32},
+    "scan": {"M": 8, "N": 48, "K": 32},
+    "conv1d": {"N": 1, "C": 8, "W": 20, "K": 16, "S": 3, "stride": 1, "pad": 2, "dilation": 2},
+    "conv2d": {"N": 2, "C": 8, "H": 9, "W": 9, "K": 32, "R": 3, "S": 3, "stride": 2, "pad": 1},
+    "conv3d": {"N": 1, "C": 4, "D": 4, "H": 5, "W": 5, "K": 16, "T": 3, "R": 3, "S": 3, "stride": 1, "pad": 1},
+    "dil": {"N": 1, "C": 8, "H": 10, "W": 10, "K": 16, "R": 3, "S": 3, "pad": 2, "dilation": 2},
+    "t2d": {"N": 1, "C": 8, "H": 5, "W": 5, "K": 16, "R": 3, "S": 3, "stride": 2, "pad": 1, "output_pad": 1},
+}
+
+
+@pytest.mark.parametrize("op", sorted(SHAPES))
+def test_every_sampled_point_of_every_operator_is_correct(op):
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
+    task = Task(TaskSpec(target=ref, op=op, shape=SHAPES[op], in_dtype="int8", out_dtype="int32"))
+    points = SearchSpace(task).sample(4, random.Random(len(op)))
+    assert len(points) == 4
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(task, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
