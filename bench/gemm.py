@@ -44,10 +44,9 @@ import timeit  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from common import retime  # noqa: E402
 from peak import measure_peak  # noqa: E402
 
-from heron_core.runner import LocalRunner, LocalRunnerParams  # noqa: E402
-from heron_core.task import Task  # noqa: E402
 from heron_core.tuner import tune_single  # noqa: E402
 from heron_core.tvm_compat import versions  # noqa: E402
 from heron_cpu_dlboost.cpu import host_cpu, llvm_host_cpu  # noqa: E402
@@ -58,16 +57,6 @@ def numpy_fp32_seconds(n: int) -> float:
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     number = max(1, int(0.2 / max(timeit.timeit(lambda: a @ b, number=1), 1e-6)))
     return statistics.median(t / number for t in timeit.repeat(lambda: a @ b, number=number, repeat=7))
-
-
-def retime(task: Task, point: dict) -> list[float]:
-    """Rebuild the best point, re-check it and time it again with more repeats."""
-    params = LocalRunnerParams(parallel=1, number=10, repeat=15, min_repeat_ms=100)
-    with LocalRunner(params) as runner:
-        (result,) = runner.run(task, [point])
-    if not result.ok:
-        raise RuntimeError(f"best point failed on re-timing: {result.status.value} {result.error}")
-    return result.costs
 
 
 def main() -> None:

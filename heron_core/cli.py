@@ -1,32 +1,51 @@
-"""``heron``: tune operators, list plugins, show the best records."""
+"""``heron``: tune operators, list plugins, show the best records, report, export and import records."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from heron_core.errors import HeronError
+from heron_core.errors import ConfigError, HeronError
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
-    help="Heron: constrained auto-tuning of tensor operators.")
+    help="Heron: constrained auto-tuning of tensor operators.",
+)
+records_app = typer.Typer(no_args_is_help=True, help="Move records between databases as JSON Lines.")
+app.add_typer(records_app, name="records")
 out = Console()
 err = Console(stderr=True)
+INTERRUPTED = "interrupted: every finished measurement is recorded; re-run the same command to resume"
 
 
 def default_db() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("heron")) / "records.db"
+
+
+def _open_db(path: Path | None, must_exist: bool = True):
+    from heron_core.records import RecordDB
+
+    path = path or default_db()
+    if must_exist and not path.exists():
+        raise ConfigError(f"no records database at {path}")
+    return RecordDB(path)
 
 
 def _value(text: str) -> Any:
@@ -46,11 +65,14 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
     return result
 
 
-def parse_shape(text: str) -> dict[str, int] | list[int]:
-    """``M=64,K=64,N=64`` (named) or ``64,64,64`` / ``64x64x64`` (the operator's order)."""
+def parse_shape(text: str) -> dict[str, int] | list[int] | str:
+    """``M=64,K=64,N=64`` (named), ``64,64,64`` / ``64x64x64`` (the operator's order) or a preset
+    name (``C2D1``)."""
     from heron_core.errors import ConfigError
 
-    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    if re.fullmatch(r"[A-Za-z_][\w-]*", text.strip()):
+        return text.strip()
+    parts = [p.strip() for p in re.split(r",|(?<=\d)x(?=\d)", text) if p.strip()]
     try:
         if all("=" in p for p in parts):
             return {k.strip(): int(v) for k, v in (p.split("=", 1) for p in parts)}
@@ -69,7 +91,7 @@ def _section(name: str | None, params: dict) -> dict | None:
 def tune(
     target: Optional[str] = typer.Option(None, help="Target plugin, e.g. dlboost."),
     op: Optional[str] = typer.Option(None, help="Operator, e.g. gemm."),
-    shape: Optional[str] = typer.Option(None, help="Shape: M=64,K=64,N=64 or 64,64,64 (operator order)."),
+    shape: Optional[str] = typer.Option(None, help="Shape: M=64,K=64,N=64, 64,64,64 (in order) or a preset, e.g. C2D1."),
     in_dtype: Optional[str] = typer.Option(None, "--in-dtype", help="Input dtype (int8 = u8 activations x s8 weights)."),
     out_dtype: Optional[str] = typer.Option(None, "--out-dtype", help="Output dtype."),
     trials: Optional[int] = typer.Option(None, help="Measurement budget per workload (total, across resumed runs)."),
@@ -84,9 +106,12 @@ def tune(
     search_param: Optional[list[str]] = typer.Option(None, "--search-param", help="KEY=VALUE for the searcher."),
     model_param: Optional[list[str]] = typer.Option(None, "--model-param", help="KEY=VALUE for the cost model."),
     runner_param: Optional[list[str]] = typer.Option(None, "--runner-param", help="KEY=VALUE for the runner."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only the PASS/FAIL lines and errors."),
+    json_events: bool = typer.Option(False, "--json", help="Machine-readable events on stdout, one JSON object per line."),
 ) -> None:
-    """Tune operators on a target; every measurement is recorded, and a re-run resumes."""
+    """Tune operators on a target; every measurement is recorded, and a re-run resumes.
+
+    Ctrl-C stops after the batch being measured (exit status 130); a second Ctrl-C stops at once."""
     args = dict(locals())
     _guard(lambda: _tune(**args))
 
@@ -125,25 +150,118 @@ def _tune(**a) -> None:
     for task in tasks:
         task.target.check_host()
     db = RecordDB(cfg.db or default_db())
-    progress = ProgressDisplay(a["quiet"])
-    tuner = Tuner(plan, reg, db, progress.event)
-    failed = False
+    view: View = JsonEvents() if a["json_events"] else ProgressDisplay(a["quiet"])
+    stop = threading.Event()
+    tuner = Tuner(plan, reg, db, view.event, stop.is_set)
+    passed, unfinished = 0, 0
     try:
-        with progress:
-            for spec, task in zip(plan.tasks, tasks):
+        with view, _stop_on_sigint(stop, view.stopping):
+            for spec in plan.tasks:
+                if stop.is_set():
+                    unfinished += 1
+                    continue
                 outcome = tuner.tune(spec)
-                progress.finish()
-                failed |= not _report(outcome)
+                if outcome.interrupted:
+                    view.task_end(outcome, None)
+                    unfinished += 1
+                else:
+                    summary = _summary(outcome)
+                    passed += summary["best_latency_s"] is not None
+                    view.task_end(outcome, summary)
+    except KeyboardInterrupt:  # the second Ctrl-C
+        unfinished = 1
     finally:
         tuner.close()
         db.close()
-    err.print(f"[dim]records: {db.path}[/dim]")
-    if failed:
-        raise typer.Exit(1)
+    status = "interrupted" if unfinished else "pass" if passed == len(plan.tasks) else "fail"
+    code = {"interrupted": 130, "pass": 0, "fail": 1}[status]
+    view.run_end({"status": status, "exit_code": code, "tasks": len(plan.tasks), "passed": passed, "db": str(db.path)})
+    if unfinished:
+        err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+    elif not (a["quiet"] or a["json_events"]):
+        err.print(f"[dim]records: {db.path}[/dim]")
+    if code:
+        raise typer.Exit(code)
 
 
-class ProgressDisplay:
-    """Rich progress bar fed by the tuner's events."""
+@contextmanager
+def _stop_on_sigint(stop: threading.Event, notice: Callable[[], None]) -> Iterator[None]:
+    """The first SIGINT sets ``stop`` (the tuner ends after the batch being measured); the next
+    raises KeyboardInterrupt as usual. Worker processes ignore SIGINT (pebble)."""
+
+    def handler(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        notice()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _summary(outcome) -> dict[str, Any]:
+    """What a finished task achieved: best latency, GOPS, the numpy baseline (for PASS/FAIL lines and --json)."""
+    from heron_core.tuner import numpy_seconds
+
+    task, best = outcome.task, outcome.best
+    summary: dict[str, Any] = {
+        "case": task.op.case(),
+        "workload_key": task.workload_key,
+        "target_key": task.target_key,
+        "trials": outcome.total,
+        "measured_now": outcome.measured_now,
+        "failures": dict(sorted(outcome.failures.items())),
+        "exhausted": outcome.exhausted,
+        "searcher": outcome.searcher,
+        "best_latency_s": None,
+    }
+    if best is not None:
+        base = numpy_seconds(task)
+        summary.update(
+            best_latency_s=best.latency_s,
+            gops=task.op.op_count() / best.latency_s / 1e9,
+            numpy_s=base,
+            speedup=base / best.latency_s,
+            record_id=best.id,
+            point=best.point,
+        )
+    return summary
+
+
+class View:
+    """What ``heron tune`` shows: tuner events, then each task's end and the run's end."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def event(self, kind: str, data: dict) -> None:
+        pass
+
+    def stopping(self) -> None:
+        """The first Ctrl-C arrived (called from the signal handler)."""
+
+    def task_end(self, outcome, summary: dict | None) -> None:
+        """A task finished (``summary``) or was interrupted (None)."""
+
+    def run_end(self, data: dict) -> None:
+        pass
+
+
+class ProgressDisplay(View):
+    """Rich progress bar fed by the tuner's events (on stderr), then a PASS/FAIL line per task (stdout)."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
@@ -151,62 +269,143 @@ class ProgressDisplay:
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("best {task.fields[best]}  failed {task.fields[failed]}"),
+            TextColumn("best {task.fields[best]}  failed {task.fields[failed]}  ETA"),
             TimeRemainingColumn(),
             console=err,
             disable=quiet,
         )
         self.id = None
-        self.best = float("inf")
+        self.op_count = None
 
     def __enter__(self):
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc) -> None:
         self.bar.__exit__(*exc)
+
+    def _best(self, seconds: float) -> str:
+        if not math.isfinite(seconds):
+            return "-"
+        gops = f", {self.op_count / seconds / 1e9:.1f} GOPS" if self.op_count else ""
+        return f"{seconds * 1e3:.4f} ms{gops}"
 
     def event(self, kind: str, data: dict) -> None:
         if kind == "task":
-            self.best, self.failed = float("inf"), 0
-            self.id = self.bar.add_task(data["task"], total=data["total"], completed=data["done"], best="-", failed=0)
-        elif kind == "result":
-            r = data["result"]
-            self.failed += not r.ok
-            if r.ok:
-                self.best = min(self.best, r.latency)
-            best = f"{self.best * 1e3:.4f} ms" if self.best < float("inf") else "-"
-            self.bar.update(self.id, completed=data["done"], best=best, failed=self.failed)
-
-    def finish(self) -> None:
-        if self.id is not None:
+            self.op_count = data["op_count"]
+            self.id = self.bar.add_task(
+                data["task"],
+                total=data["total"],
+                completed=data["done"],
+                best=self._best(data["best_latency_s"]),
+                failed=data["failed"],
+            )
+        elif kind == "result" and self.id is not None:
+            best = self._best(data["best_latency_s"])
+            self.bar.update(self.id, completed=data["done"], best=best, failed=data["failed"])
+        elif kind == "task_done" and self.id is not None:
             self.bar.remove_task(self.id)
             self.id = None
 
+    def stopping(self) -> None:
+        if self.id is not None:
+            self.bar.update(self.id, description="stopping after this batch (Ctrl-C again: at once)")
 
-def _report(outcome) -> bool:
-    from heron_core.tuner import numpy_seconds
+    def task_end(self, outcome, summary: dict | None) -> None:
+        if summary is not None:
+            _report(outcome, summary)
 
-    task, best = outcome.task, outcome.best
-    case = task.op.case()
-    fails = ", ".join(f"{k} {v}" for k, v in sorted(outcome.failures.items()))
+
+class JsonEvents(View):
+    """``--json``: every event as one JSON object per line on stdout, and nothing else there."""
+
+    def __init__(self):
+        self.op_count = None
+
+    @staticmethod
+    def emit(data: dict) -> None:
+        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        sys.stdout.flush()
+
+    def _gops(self, seconds: float | None) -> float | None:
+        return self.op_count / seconds / 1e9 if self.op_count and seconds else None
+
+    def event(self, kind: str, data: dict) -> None:
+        keys = {k: data[k] for k in ("task", "workload_key", "target_key")}
+        if kind == "task":
+            self.op_count = data["op_count"]
+            best = _finite(data["best_latency_s"])
+            self.emit(
+                {
+                    "event": "task_start",
+                    **keys,
+                    **{k: data[k] for k in ("done", "total", "knobs", "op_count", "failed")},
+                    "best_latency_s": best,
+                    "best_gops": self._gops(best),
+                }
+            )
+        elif kind == "result":
+            r, best = data["result"], _finite(data["best_latency_s"])
+            latency = _finite(r.latency)
+            self.emit(
+                {
+                    "event": "result",
+                    **keys,
+                    "done": data["done"],
+                    "total": data["total"],
+                    "status": r.status.value,
+                    "latency_s": latency,
+                    "gops": self._gops(latency),
+                    "best_latency_s": best,
+                    "best_gops": self._gops(best),
+                    "failed": data["failed"],
+                    "error": r.error,
+                    "build_s": r.build_s,
+                    "run_s": r.run_s,
+                    "point": r.point,
+                    "record_id": data["record"].id if data["record"] else None,
+                }
+            )
+        elif kind == "exhausted":
+            self.emit({"event": "exhausted", **keys})
+
+    def task_end(self, outcome, summary: dict | None) -> None:
+        if summary is None:
+            best = outcome.best.latency_s if outcome.best else None
+            summary = {
+                "workload_key": outcome.task.workload_key,
+                "target_key": outcome.task.target_key,
+                "trials": outcome.total,
+                "measured_now": outcome.measured_now,
+                "best_latency_s": best,
+            }
+            status = "interrupted"
+        else:
+            status = "pass" if summary["best_latency_s"] is not None else "fail"
+        self.emit({"event": "task_end", "status": status, "task": outcome.task.describe(), **summary})
+
+    def run_end(self, data: dict) -> None:
+        self.emit({"event": "run_end", **data})
+
+
+def _report(outcome, summary: dict) -> None:
+    """The PASS / FAIL line of a finished task."""
+    fails = ", ".join(f"{k} {v}" for k, v in summary["failures"].items())
     stop = f"; searcher '{outcome.searcher}' found no new valid point" if outcome.exhausted else ""
-    if best is None:
+    case = summary["case"]
+    if summary["best_latency_s"] is None:
         out.print(f"FAIL / Case {case}: no correct kernel in {outcome.total} trials ({fails or 'no failures recorded'}{stop})")
-        return False
-    lat = best.latency_s
-    gops = task.op.op_count() / lat / 1e9
-    base = numpy_seconds(task)
+        return
+    lat, base = summary["best_latency_s"], summary["numpy_s"]
     out.print(
-        f"PASS / Case {case}, latency {lat * 1e3:.4f} ms, {gops:.1f} GOPS, "
-        f"{base / lat:.1f}x numpy ({base * 1e3:.4f} ms)  "
-        f"[{task.workload_key}, {outcome.total} trials, {outcome.measured_now} measured now"
+        f"PASS / Case {case}, latency {lat * 1e3:.4f} ms, {summary['gops']:.1f} GOPS, "
+        f"{summary['speedup']:.1f}x numpy ({base * 1e3:.4f} ms)  "
+        f"[{outcome.task.workload_key}, {outcome.total} trials, {outcome.measured_now} measured now"
         + (f", failures: {fails}" if fails else "")
         + stop
         + "]",
         highlight=False,
     )
-    return True
 
 
 @app.command()
@@ -219,7 +418,7 @@ def plugins() -> None:
         reg = registry()
         table = Table("kind", "name", "distribution", "version", "description")
         for spec in reg.all_specs():
-            table.add_row(spec.kind, spec.name, spec.distribution, spec.version, spec.description)
+            table.add_row(spec.kind, spec.name, spec.distribution, spec.version, escape(spec.description))
         out.print(table)
         for name, why in reg.broken.items():
             err.print(f"[red]plugin {name} failed to load: {why}[/red]")
@@ -235,12 +434,7 @@ def best(
     """The best record of every workload (and target) in the database."""
 
     def show():
-        from heron_core.records import RecordDB
-
-        path = db or default_db()
-        if not path.exists():
-            raise HeronError(f"no records database at {path}")
-        rdb = RecordDB(path)
+        rdb = _open_db(db)
         counts = {(w, t): (n, ok) for w, t, n, ok in rdb.summary()}
         table = Table("workload", "target", "latency ms", "trials", "ok", "record", "point")
         for r in rdb.best(workload):
@@ -253,6 +447,122 @@ def best(
     _guard(show)
 
 
+@app.command()
+def export(
+    out_dir: Path = typer.Argument(..., help="Library directory (created, or updated in place)."),
+    db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
+    op: Optional[str] = typer.Option(None, help="Only workloads of this operator."),
+    target: Optional[str] = typer.Option(None, help="Only targets whose key contains this (e.g. dlboost)."),
+    workload: Optional[str] = typer.Option(None, help="Only workload keys containing this."),
+    all_: bool = typer.Option(False, "--all", help="Every workload in the database."),
+) -> None:
+    """Rebuild the best kernel of each chosen workload, re-check it, and write a loadable library."""
+
+    def run():
+        from heron_core.export import export_library, select
+        from heron_core.registry import registry
+
+        rdb = _open_db(db)
+        try:
+            records = select(rdb, op=op, target=target, workload=workload, everything=all_)
+        finally:
+            rdb.close()
+        for entry in export_library(records, out_dir, registry()):
+            speed = f"{entry['latency_s'] * 1e3:.4f} ms, {entry['gops']:.1f} GOPS"
+            out.print(f"exported {entry['workload_key']} ({speed}) -> {out_dir / entry['module']}")
+        out.print(f"load it with: heron_core.load_library({str(out_dir)!r})", highlight=False)
+
+    _guard(run)
+
+
+@app.command()
+def report(
+    db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
+    workload: Optional[str] = typer.Option(None, help="Only workloads whose key contains this."),
+    target: Optional[str] = typer.Option(None, help="Only targets whose key contains this."),
+    out_dir: Path = typer.Option(Path("."), "--out", help="Folder for the tuning-curve PNGs (and report.html)."),
+    html: bool = typer.Option(False, "--html", help="Also write OUT/report.html: the tables and curves in one file."),
+) -> None:
+    """Per workload: best latency, GOPS, trials, failures, time spent, searchers; tuning curves as PNGs."""
+
+    def show():
+        from heron_core import report as rep
+
+        rdb = _open_db(db)
+        try:
+            reports = rep.collect(rdb, workload, target)
+        finally:
+            rdb.close()
+        if not reports:
+            which = " match --workload/--target" if workload or target else ""
+            raise HeronError(f"no records in {rdb.path}{which}: nothing to report")
+        table = Table()
+        for h in rep.HEADERS:
+            table.add_column(h, overflow="fold", justify="right" if h in rep.NUMERIC else "left")
+        for cells in rep.table_rows(reports):
+            table.add_row(*cells)
+        out.print(table)
+        plots = rep.write_plots(reports, out_dir)
+        for path in plots:
+            out.print(f"tuning curve: {path}", highlight=False, soft_wrap=True)
+        if html:
+            page = out_dir / "report.html"
+            page.write_text(rep.render_html(reports, [p.read_bytes() for p in plots], f"Heron report: {rdb.path}"))
+            out.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+    _guard(show)
+
+
+@records_app.command("export")
+def records_export(
+    file: str = typer.Argument(..., help="JSON Lines file to write, or - for stdout."),
+    db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
+    workload: Optional[str] = typer.Option(None, help="Only workloads whose key contains this."),
+    target: Optional[str] = typer.Option(None, help="Only targets whose key contains this."),
+) -> None:
+    """Write records as JSON Lines: one record per line, each with "heron_records": 1 (the format version)."""
+
+    def run():
+        rdb = _open_db(db)
+        try:
+            if file == "-":
+                n = rdb.export(sys.stdout, workload, target)
+            else:
+                with open(file, "w", encoding="utf-8") as fh:
+                    n = rdb.export(fh, workload, target)
+        finally:
+            rdb.close()
+        err.print(f"exported {n} records to {'stdout' if file == '-' else file}", highlight=False)
+
+    _guard(run)
+
+
+@records_app.command("import")
+def records_import(
+    file: str = typer.Argument(..., help="JSON Lines file from `heron records export`, or - for stdin."),
+    db: Optional[Path] = typer.Option(None, help="Records database (created if missing). Default: the user data dir."),
+) -> None:
+    """Merge exported records; those already present (same workload, target and point) are skipped.
+    A malformed line imports nothing."""
+
+    def run():
+        from heron_core.records import parse_export
+
+        try:
+            lines = sys.stdin.readlines() if file == "-" else Path(file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {file}: {exc}") from None
+        records = parse_export(lines, "stdin" if file == "-" else file)  # all checked before the database is touched
+        rdb = _open_db(db, must_exist=False)
+        try:
+            imported, skipped = rdb.import_records(records)
+        finally:
+            rdb.close()
+        out.print(f"imported {imported}, skipped {skipped} duplicates into {rdb.path}", highlight=False)
+
+    _guard(run)
+
+
 def _guard(fn) -> None:
     try:
         fn()
@@ -260,7 +570,7 @@ def _guard(fn) -> None:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        err.print("interrupted: every finished measurement is recorded; re-run the same command to resume")
+        err.print(INTERRUPTED, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
 
 

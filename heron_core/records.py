@@ -3,6 +3,12 @@
 One row per (workload, target, point): a point measured once is never measured again, so a
 killed run resumes where it stopped. Each row keeps what is needed to trust and rebuild it:
 the task, the point, latency statistics, the error class, timestamps and versions.
+
+Export format (``heron records export``): JSON Lines, one record per line, each a JSON object
+with ``"heron_records": 1`` (the format version, on every line so files can be concatenated
+and filtered) and every column of the records table except ``id``, ``run_id`` (local to one
+database) and ``point_key`` (derived from ``point``); the JSON columns (point, costs, task,
+target_info, versions) are nested objects, not strings.
 """
 
 from __future__ import annotations
@@ -13,12 +19,16 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Literal
 
-from heron_core.errors import HeronError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from heron_core.errors import ConfigError, HeronError
 from heron_core.measure import MeasureResult, Status
 from heron_core.space import Point, point_key
 
 SCHEMA_VERSION = 1
+EXPORT_FORMAT = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -81,11 +91,16 @@ class RecordDB:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=30)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        row = self.conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone() and self.conn.execute(
-            "SELECT value FROM meta WHERE key='schema_version'"
-        ).fetchone()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            row = (
+                self.conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
+                and self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            )
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise HeronError(f"{self.path} is not a records database ({exc})") from None
         if row and int(row[0]) > SCHEMA_VERSION:
             self.conn.close()
             raise HeronError(
@@ -122,9 +137,7 @@ class RecordDB:
         """Write one measurement now (committed); None if this point was already recorded."""
         c = result.costs
         stats = (
-            (statistics.median(c), statistics.fmean(c), min(c), max(c), statistics.pstdev(c))
-            if result.ok and c
-            else (None,) * 5
+            (statistics.median(c), statistics.fmean(c), min(c), max(c), statistics.pstdev(c)) if result.ok and c else (None,) * 5
         )
         now = time.time()
         with self.conn:
@@ -160,10 +173,8 @@ class RecordDB:
     @staticmethod
     def _record(row) -> Record:
         rid, wk, tk, point, status, error, lat, costs, searcher, run_id, task, created = row
-        return Record(
-            rid, wk, tk, json.loads(point), Status(status), error, lat, json.loads(costs), searcher, run_id,
-            json.loads(task), created,
-        )
+        loads = json.loads
+        return Record(rid, wk, tk, loads(point), Status(status), error, lat, loads(costs), searcher, run_id, loads(task), created)
 
     def get(self, record_id: int) -> Record:
         row = self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id=?", (record_id,)).fetchone()
@@ -196,3 +207,114 @@ class RecordDB:
                    GROUP BY workload_key, target_key ORDER BY workload_key, target_key"""
             )
         )
+
+    # --- whole rows: reports, export and import -------------------------------------------
+    _JSON = ("point", "costs", "task", "target_info", "versions")
+
+    def rows(self, workload: str | None = None, target: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every column of the records whose keys contain ``workload`` / ``target`` (substrings), by id;
+        the JSON columns decoded."""
+        cur = self.conn.execute(
+            "SELECT * FROM records WHERE instr(workload_key, ?) > 0 AND instr(target_key, ?) > 0 ORDER BY id",
+            (workload or "", target or ""),
+        )
+        names = [d[0] for d in cur.description]
+        for values in cur:
+            row = dict(zip(names, values))
+            for col in self._JSON:
+                row[col] = json.loads(row[col])
+            yield row
+
+    def wall_seconds(self) -> dict[tuple[str, str], float]:
+        """Wall time of tuning per (workload, target): each record is charged the time since the
+        previous record of its run (the run's start for the first), so searching, model fitting and
+        building count too. Imported records (no run) count nothing."""
+        rows = self.conn.execute(
+            """SELECT workload_key, target_key, SUM(gap) FROM (
+                   SELECT r.workload_key, r.target_key, r.created - COALESCE(
+                       LAG(r.created) OVER (PARTITION BY r.run_id ORDER BY r.id), runs.started) AS gap
+                   FROM records r JOIN runs ON runs.id = r.run_id)
+               GROUP BY workload_key, target_key"""
+        )
+        return {(w, t): s for w, t, s in rows}
+
+    def export(self, out: IO[str], workload: str | None = None, target: str | None = None) -> int:
+        """Write the matching records as JSON Lines (see the module docstring); returns how many."""
+        n = 0
+        for row in self.rows(workload, target):
+            line = {"heron_records": EXPORT_FORMAT, **{k: row[k] for k in ExportedRecord.model_fields if k in row}}
+            out.write(json.dumps(line) + "\n")
+            n += 1
+        return n
+
+    def import_records(self, records: list[ExportedRecord]) -> tuple[int, int]:
+        """Add exported records (``parse_export``) in one transaction. Returns (imported, skipped:
+        the (workload, target, point) was already recorded)."""
+        columns = [c for c in ExportedRecord.model_fields if c != "heron_records"]
+        placeholders = ", ".join("?" * (len(columns) + 1))
+        sql = f"INSERT OR IGNORE INTO records (point_key, {', '.join(columns)}) VALUES ({placeholders})"
+        rows = []
+        for r in records:
+            d = r.model_dump(mode="json")
+            encoded = (json.dumps(d[c], sort_keys=c != "point") if c in self._JSON else d[c] for c in columns)
+            rows.append((point_key(r.point), *encoded))
+        before = self.conn.total_changes
+        with self.conn:  # all or nothing
+            self.conn.executemany(sql, rows)
+        imported = self.conn.total_changes - before
+        return imported, len(records) - imported
+
+
+class ExportedRecord(BaseModel):
+    """One line of an export (format ``EXPORT_FORMAT``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    heron_records: Literal[1]
+    workload_key: str
+    target_key: str
+    point: dict[str, int]
+    status: Status
+    error: str = ""
+    latency_s: float | None = None
+    mean_s: float | None = None
+    min_s: float | None = None
+    max_s: float | None = None
+    std_s: float | None = None
+    costs: list[float] = []
+    build_s: float | None = None
+    run_s: float | None = None
+    searcher: str
+    task: dict[str, Any]
+    target_info: dict[str, Any]
+    versions: dict[str, Any]
+    created: float
+
+    @model_validator(mode="after")
+    def _ok_has_latency(self) -> "ExportedRecord":
+        if self.status is Status.OK and self.latency_s is None:
+            raise ValueError("a record with status ok needs latency_s")
+        return self
+
+
+def parse_export(lines: Iterable[str], source: str = "input") -> list[ExportedRecord]:
+    """The records of an export; the first malformed line raises ConfigError naming it."""
+    return [_parse_line(line, f"{source} line {n}") for n, line in enumerate(lines, 1) if line.strip()]
+
+
+def _parse_line(line: str, where: str) -> ExportedRecord:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a JSON object, got {type(data).__name__}")
+    version = data.get("heron_records")
+    if isinstance(version, int) and version > EXPORT_FORMAT:
+        raise ConfigError(f"{where}: records format {version} is newer than this Heron reads ({EXPORT_FORMAT})")
+    try:
+        return ExportedRecord.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "record"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"{where}: {loc}: {first['msg']}{more}") from None

@@ -110,6 +110,7 @@ class SearchSpace:
         p.num_workers = 1
         p.random_seed = seed % (2**31)
         p.max_time_in_seconds = 10.0
+        p.catch_sigint_signal = False  # else CP-SAT takes Ctrl-C for itself and leaves SIGINT at SIG_DFL after
         if order is not None:
             p.search_branching = cp_model.FIXED_SEARCH
             p.cp_model_presolve = False

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel
 
+from heron_core.layout import BlockedLayout
+
 if TYPE_CHECKING:
     from heron_core.space import Point, SearchSpace
     from heron_core.task import Task
@@ -33,11 +35,17 @@ class Context(ABC):
         chunks, ...) computed from the point without lowering it; cost models learn from them."""
         return {}
 
+    def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
+        """Arguments the kernel takes in another layout than the operator's logical one
+        (weights packed ahead of time, as inference libraries do with constant weights)."""
+        return {}
+
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed
-        output); a context that changes storage layouts (packed weights) converts here."""
+        """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed output)."""
+        layouts = self.arg_layouts(task)
         out = task.op.output
-        return [arrays[t.name] for t in task.op.inputs] + [np.zeros(out.shape, out.dtype)]
+        args = [layouts[t.name].pack(arrays[t.name]) if t.name in layouts else arrays[t.name] for t in task.op.inputs]
+        return [*args, np.zeros(out.shape, out.dtype)]
 
 
 class Target(ABC):
@@ -75,6 +83,10 @@ class Target(ABC):
     def key(self) -> str:
         """Identifies the hardware in records: results from another CPU are not reused."""
         return self.name
+
+    def required_cpu_flags(self) -> list[str]:
+        """/proc/cpuinfo flags a machine needs to run kernels built for this target."""
+        return []
 
     def info(self) -> dict[str, Any]:
         return {"target": self.name, "tvm_target": self.tvm_target()}

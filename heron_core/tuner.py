@@ -19,6 +19,8 @@ from heron_core.task import Task, TaskSpec
 from heron_core.tvm_compat import versions
 
 Events = Callable[[str, dict], None]
+"""Called with (kind, data) as tuning goes: "task" (a task starts), "result" (each measurement),
+"exhausted" (the searcher has no new point), "task_done" (the task ends; data["outcome"])."""
 
 
 @dataclass
@@ -31,11 +33,22 @@ class TuneOutcome:
     seconds: Counter = field(default_factory=Counter)  # "search", "model", "measure": where the time went
     searcher: str = ""
     exhausted: bool = False  # the searcher had no new point to offer before the budget was spent
+    interrupted: bool = False  # stopped (``stop``) before the budget was spent
 
 
 class Tuner:
-    def __init__(self, plan: Plan, reg: Registry, db: RecordDB, events: Events = lambda kind, data: None):
-        self.plan, self.reg, self.db, self.events = plan, reg, db, events
+    """``events`` reports progress; ``stop`` is polled between batches: once it returns True the
+    current task ends after the batch being measured (everything measured is recorded)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        reg: Registry,
+        db: RecordDB,
+        events: Events = lambda kind, data: None,
+        stop: Callable[[], bool] = lambda: False,
+    ):
+        self.plan, self.reg, self.db, self.events, self.stop = plan, reg, db, events, stop
         self.versions = versions()
         cfg = plan.config
         self.run_id = db.start_run(cfg.model_dump(mode="json"), self.versions)
@@ -51,15 +64,28 @@ class Tuner:
         model = self.reg.get("cost_model", cfg.model.name).factory(self.plan.params["model"], space)
         searcher = self.reg.get("searcher", cfg.search.name).factory(space, self.plan.params["search"], model, cfg.seed)
         history = [
-            MeasureResult(r.point, r.status, r.costs, r.error)
-            for r in self.db.records(task.workload_key, task.target_key)
+            MeasureResult(r.point, r.status, r.costs, r.error) for r in self.db.records(task.workload_key, task.target_key)
         ]
         if history:
             searcher.tell(history)
             model.fit(history)
         seen = {point_key(r.point) for r in history}
         outcome = TuneOutcome(task, None, len(history), 0, searcher=cfg.search.name)
-        self.events("task", {"task": task.describe(), "done": len(history), "total": cfg.trials, "knobs": len(space.knobs)})
+        best_s = min((r.latency for r in history), default=float("inf"))
+        failed = sum(not r.ok for r in history)
+        keys = {"task": task.describe(), "workload_key": task.workload_key, "target_key": task.target_key}
+        self.events(
+            "task",
+            {
+                **keys,
+                "done": len(history),
+                "total": cfg.trials,
+                "knobs": len(space.knobs),
+                "op_count": task.op.op_count(),
+                "best_latency_s": best_s,
+                "failed": failed,
+            },
+        )
         record_args = dict(
             workload_key=task.workload_key,
             target_key=task.target_key,
@@ -71,12 +97,15 @@ class Tuner:
         )
         clock = outcome.seconds
         while outcome.total < cfg.trials:
+            if self.stop():
+                outcome.interrupted = True
+                break
             t0 = time.perf_counter()
             points = [p for p in searcher.ask(min(cfg.batch_size, cfg.trials - outcome.total)) if point_key(p) not in seen]
             clock["search"] += time.perf_counter() - t0
             if not points:
                 outcome.exhausted = True
-                self.events("exhausted", {"task": task.describe()})
+                self.events("exhausted", keys)
                 break
             batch = []
             t0 = time.perf_counter()
@@ -88,8 +117,24 @@ class Tuner:
                 outcome.measured_now += 1
                 if not result.ok:
                     outcome.failures[result.status.value] += 1
-                self.events("result", {"result": result, "record": rec, "done": outcome.total, "total": cfg.trials})
+                    failed += 1
+                best_s = min(best_s, result.latency)
+                self.events(
+                    "result",
+                    {
+                        **keys,
+                        "result": result,
+                        "record": rec,
+                        "done": outcome.total,
+                        "total": cfg.trials,
+                        "best_latency_s": best_s,
+                        "failed": failed,
+                    },
+                )
             clock["measure"] += time.perf_counter() - t0
+            if self.stop():  # the batch is measured and recorded; the searcher need not learn from it
+                outcome.interrupted = outcome.total < cfg.trials
+                break
             t0 = time.perf_counter()
             searcher.tell(batch)
             history += batch
@@ -97,6 +142,7 @@ class Tuner:
             clock["model"] += time.perf_counter() - t0
         best = [r for r in self.db.best(task.workload_key) if r.target_key == task.target_key]
         outcome.best = best[0] if best else None
+        self.events("task_done", {**keys, "outcome": outcome})
         return outcome
 
 

@@ -7,7 +7,10 @@ Loop structure of the compute block (S = spatial axes, R = reduction axes, [] = 
 The weight named by the operator's DotHint is stored packed as (lanes/16, ..., red/4, 16, 4)
 so that each micro-kernel reads one contiguous 64-byte tile; packing happens once, ahead of
 the kernel, as inference libraries do with constant weights (``kernel_args``). The output is
-accumulated in a cache block written back at level ``acc_level`` (after S0 or after S1).
+accumulated in a cache block written back at level ``acc_level`` (after S0 or after S1), or,
+when its lanes are contiguous in the output, in the output itself (2). Within S1 and S2 the
+lane axis may go first (``lane_first_1/2``) so that one weight tile is reused across the other
+axes while it is in cache.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from heron_core.layout import BlockedLayout
 from heron_core.operator import TensorSpec, padded
 from heron_core.space import Point, SearchSpace, divisors
 from heron_core.target import Context
@@ -53,18 +57,6 @@ class Layout:
     itemsize: dict[str, int]
 
 
-def pack_weight(arr: np.ndarray, reduce_dim: int, lane_dim: int) -> np.ndarray:
-    """(..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4), C-contiguous."""
-    others = [d for d in range(arr.ndim) if d not in (reduce_dim, lane_dim)]
-    moved = np.moveaxis(arr, [lane_dim, *others, reduce_dim], range(arr.ndim))
-    lanes, red = moved.shape[0], moved.shape[-1]
-    blocked = moved.reshape(lanes // intrin.LANES, intrin.LANES, *moved.shape[1:-1], red // intrin.REDUCE, intrin.REDUCE)
-    n = blocked.ndim
-    # axes now: L/16, 16, *others, R/4, 4  ->  L/16, *others, R/4, 16, 4
-    order = [0, *range(2, n - 2), n - 2, 1, n - 1]
-    return np.ascontiguousarray(blocked.transpose(order))
-
-
 class CPUContext(Context):
     def __init__(self, target: DLBoostTarget):
         self.target = target
@@ -87,7 +79,7 @@ class CPUContext(Context):
             if t.role == "constant":
                 source = padded(lambda *i, name=t.name: op.constant(name, *i), t)
             else:
-                ph = te.placeholder(packed_weight_shape(t, hint) if _prepacked(t, hint) else t.shape, t.dtype, name=t.name)
+                ph = te.placeholder(weight_layout(hint).shape(t.shape) if _prepacked(t, hint) else t.shape, t.dtype, name=t.name)
                 args.append(ph)
                 source = padded(lambda *i, ph=ph: ph[i], t)
             if t.name == hint.weight:
@@ -131,7 +123,13 @@ class CPUContext(Context):
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
-        space.knob("acc_level", (0, 1), "write the output back after the parallel loop (0) or after each S1 tile (1)")
+        lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+        space.knob(
+            "acc_level", (0, 1, 2) if lane_last else (0, 1),
+            "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
+        )
+        for level in (1, 2):
+            space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
         q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
         spatial = [a for a in lay.axes if a.spatial]
@@ -192,17 +190,29 @@ class CPUContext(Context):
         micro = [tiles[a.name][-1] for a in lay.axes if a.inner > 1]  # lane loop, then dot loop
         s = lambda lvl: [tiles[n][lvl] for n in spatial]  # noqa: E731
         r = lambda lvl: [tiles[n][lvl] for n in reduce]  # noqa: E731
-        sch.reorder(*s(0), *s(1), *r(0), *s(2), *r(1), *s(3), *micro)
+        lane = next(a.name for a in lay.axes if a.inner == intrin.LANES)
 
-        acc = sch.cache_write(block, 0, "global")
-        lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
-        if lane_dim != rank - 1:  # the micro-kernel writes 16 contiguous lanes: move them innermost
-            sch.transform_layout(
-                block,
-                ("write", 0),
-                lambda *i: (*i[:lane_dim], i[lane_dim] // intrin.LANES, *i[lane_dim + 1 :], i[lane_dim] % intrin.LANES),
-            )
-        sch.reverse_compute_at(acc, s(point["acc_level"])[-1])
+        def s_ordered(level):
+            loops = s(level)
+            if point[f"lane_first_{level}"]:
+                first = tiles[lane][level]
+                return [first, *(x for x in loops if not x.same_as(first))]
+            return loops
+
+        sch.reorder(*s(0), *s_ordered(1), *r(0), *s_ordered(2), *r(1), *s(3), *micro)
+
+        outer_levels = [s(0), s_ordered(1)]
+        acc = None
+        if point["acc_level"] < 2:
+            acc = sch.cache_write(block, 0, "global")
+            lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
+            if lane_dim != rank - 1:  # the micro-kernel writes 16 contiguous lanes: move them innermost
+                sch.transform_layout(
+                    block,
+                    ("write", 0),
+                    lambda *i: (*i[:lane_dim], i[lane_dim] // intrin.LANES, *i[lane_dim + 1 :], i[lane_dim] % intrin.LANES),
+                )
+            sch.reverse_compute_at(acc, outer_levels[point["acc_level"]][-1])
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         for loop in s(3):
@@ -210,7 +220,8 @@ class CPUContext(Context):
         if point["unroll"]:
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
-        sch.vectorize(sch.get_loops(acc)[-1])
+        if acc is not None:
+            sch.vectorize(sch.get_loops(acc)[-1])
         sch.decompose_reduction(block, r(0)[0])
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for t in [*task.op.inputs, *task.op.constants]:
@@ -218,12 +229,11 @@ class CPUContext(Context):
                 _parallel_stage(sch, sch.get_sblock(f"{t.name}_pack"))
         return sch.mod
 
-    def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
         hint = task.op.dot_hint
         if not _prepacked(task.op.tensor(hint.weight), hint):
-            return super().kernel_args(task, arrays)
-        packed = pack_weight(arrays[hint.weight], hint.weight_reduce_dim, hint.weight_lane_dim)
-        return super().kernel_args(task, {**arrays, hint.weight: packed})
+            return {}
+        return {hint.weight: weight_layout(hint)}
 
 
 def _has_block(sch, name: str) -> bool:
@@ -322,13 +332,17 @@ def _prepacked(t: TensorSpec, hint) -> bool:
     return t.name == hint.weight and t.role == "weight"
 
 
-def packed_weight_shape(t: TensorSpec, hint) -> tuple[int, ...]:
-    return _WeightLayout(t.padded_shape, hint.weight_reduce_dim, hint.weight_lane_dim).shape
+def blocked(reduce_dim: int, lane_dim: int) -> BlockedLayout:
+    return BlockedLayout(reduce_dim=reduce_dim, lane_dim=lane_dim, lanes=intrin.LANES, reduce=intrin.REDUCE)
+
+
+def weight_layout(hint) -> BlockedLayout:
+    return blocked(hint.weight_reduce_dim, hint.weight_lane_dim)
 
 
 @dataclass(frozen=True)
 class _WeightLayout:
-    """(..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4)."""
+    """BlockedLayout over TVM index expressions: (..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4)."""
 
     logical_shape: tuple[int, ...]
     reduce_dim: int
@@ -340,14 +354,7 @@ class _WeightLayout:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        s = self.logical_shape
-        return (
-            s[self.lane_dim] // intrin.LANES,
-            *(s[d] for d in self._others),
-            s[self.reduce_dim] // intrin.REDUCE,
-            intrin.LANES,
-            intrin.REDUCE,
-        )
+        return blocked(self.reduce_dim, self.lane_dim).shape(self.logical_shape)
 
     def packed(self, idx):
         lane, red = idx[self.lane_dim], idx[self.reduce_dim]

@@ -82,6 +82,12 @@ class DLBoostTarget(Target):
         suffix = "" if self.params.microkernel == "vnni" else f"/{self.params.microkernel}"
         return f"dlboost/{self.mcpu}/{self.cores}c{suffix}"
 
+    def required_cpu_flags(self) -> list[str]:
+        if self.params.microkernel == "vnni":
+            return ["avx512f", "avx512bw", "avx512_vnni"]
+        # the generic micro-kernel is compiled for this machine's CPU: whatever vector ISA it has
+        return sorted(self.cpu.flags & {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"})
+
     def info(self) -> dict:
         return {
             **super().info(),

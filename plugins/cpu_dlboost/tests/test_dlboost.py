@@ -5,10 +5,10 @@ import pytest
 
 from heron_core import tvm_compat
 from heron_core.errors import ConfigError, TargetUnavailable
+from heron_core.layout import BlockedLayout
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
-from heron_cpu_dlboost.context import pack_weight
 from heron_cpu_dlboost.cpu import CPUInfo, host_cpu
 
 MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
@@ -21,7 +21,7 @@ def task(M, K, N, **target) -> Task:
 
 def test_packed_weight_layout():
     b = np.arange(8 * 32, dtype=np.int32).reshape(8, 32)  # (K, N)
-    p = pack_weight(b, reduce_dim=0, lane_dim=1)
+    p = BlockedLayout(reduce_dim=0, lane_dim=1, lanes=16, reduce=4).pack(b)
     assert p.shape == (2, 2, 16, 4)
     for n in range(32):
         for k in range(8):

@@ -1,0 +1,189 @@
+"""Operator-library benchmark for the dlboost target (figure 8 of the paper plus large GEMMs):
+per case, Heron tuned with a fixed trial budget and re-timed, the best vendor int8 path as it is
+and restricted to VNNI (bench/vendor.py), optionally TVM MetaSchedule with the same number of
+trials, and the VNNI peak measured in the same run as the ceiling.
+
+    python bench/operators.py --cores 2 --trials 64 --cases gemm:G1 conv2d:C2D1 bmm:B1 [--metaschedule]
+
+Writes bench/results/operators_<cpu>_<cores>c.{json,md,png} (or under --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+FIGURE8 = (
+    "gemm:G1 gemm:G3 gemm:G4 gemm:G5 bmm:B1 bmm:B2 bmm:B3 bmm:B4 gemv:GV2 gemv:GV3 gemv:GV5 conv1d:C1D1 conv1d:C1D3 "
+    "conv2d:C2D1 conv2d:C2D2 conv2d:C2D3 conv2d:C2D4 conv2d:C2D5 conv2d:C2D6 conv3d:C3D1 conv3d:C3D3 conv3d:C3D5 "
+    "dil:D1 dil:D3 dil:D5 t2d:T1 t2d:T3 t2d:T5 scan:S1 scan:S3 scan:S5 gemm:M=512,K=512,N=512 gemm:G2"
+).split()
+
+
+def parse() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)), help="threads a kernel may use")
+    ap.add_argument("--trials", type=int, default=64, help="measured trials per case (Heron and MetaSchedule)")
+    ap.add_argument("--cases", nargs="+", default=FIGURE8, help="OP:PRESET or OP:K=V,...")
+    ap.add_argument("--search", default="crand")
+    ap.add_argument("--model", default="none")
+    ap.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="build workers")
+    ap.add_argument("--metaschedule", action="store_true", help="also tune each case with MetaSchedule (slow)")
+    ap.add_argument("--no-vendor", action="store_true")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    return ap.parse_args()
+
+
+ARGS = parse()
+for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(ARGS.cores)
+
+import json  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from common import machine, retime  # noqa: E402
+from peak import measure_peak  # noqa: E402
+
+from heron_core.tuner import tune_single  # noqa: E402
+
+
+def case_shape(text: str):
+    op, _, shape = text.partition(":")
+    if "=" in shape:
+        return op, {k: int(v) for k, v in (kv.split("=") for kv in shape.split(","))}
+    return op, shape
+
+
+def vendor(op: str, shape, isa: str) -> dict:
+    from vendor import measure_vendor
+
+    return measure_vendor(op, shape, ARGS.cores, isa=isa if isa == "vnni" else "native", timeout=600)
+
+
+def metaschedule(op: str, shape: dict) -> dict:
+    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "metaschedule.py"), "--op", op, "--trials", str(ARGS.trials)]
+    cmd += ["--shape", ",".join(f"{k}={v}" for k, v in shape.items()), "--cores", str(ARGS.cores)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    return json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-500:]}
+
+
+def run_case(text: str, db: str, peak: float) -> dict:
+    op, shape = case_shape(text)
+    cfg = {
+        "target": {"name": "dlboost", "num_cores": ARGS.cores},
+        "cases": [{"op": op, "shape": shape}],
+        "trials": ARGS.trials,
+        "search": ARGS.search,
+        "model": ARGS.model,
+        "runner": {"name": "local", "parallel": ARGS.parallel},
+        "db": db,
+    }
+    outcome, wall = tune_single(cfg)
+    task = outcome.task
+    ops = task.op.op_count()
+    lat = statistics.median(retime(task, outcome.best.point))
+    row = {
+        "case": text,
+        "workload": task.workload_key,
+        "trials": outcome.total,
+        "failures": dict(outcome.failures),
+        "tuning_s": round(wall, 1),
+        "heron_ms": lat * 1e3,
+        "heron_gops": ops / lat / 1e9,
+        "pct_of_peak": 100 * ops / lat / 1e9 / peak,
+    }
+    if not ARGS.no_vendor:
+        for isa in ("native", "vnni"):
+            v = vendor(op, task.op.shape.model_dump(), isa)
+            best = v.get("best")
+            row[f"vendor_{isa}"] = {"path": best["path"], "ms": best["ms"]} if best else {"error": v.get("error", "no path")}
+            if best:
+                row[f"speedup_vs_vendor_{isa}"] = best["ms"] / row["heron_ms"]
+    if ARGS.metaschedule:
+        ms = metaschedule(op, task.op.shape.model_dump())
+        row["metaschedule"] = ms
+        if "latency_ms" in ms:
+            row["speedup_vs_metaschedule"] = ms["latency_ms"] / row["heron_ms"]
+    return row
+
+
+def geomean(values: list[float]) -> float | None:
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else None
+
+
+def write(rows: list[dict], peak: dict, info: dict) -> None:
+    stem = os.path.join(ARGS.out, f"operators_{info['llvm_cpu']}_{ARGS.cores}c")
+    keys = ("speedup_vs_vendor_vnni", "speedup_vs_vendor_native", "speedup_vs_metaschedule")
+    summary = {k: geomean([r[k] for r in rows if k in r]) for k in keys}
+    doc = {
+        "machine": info,
+        "peak_gops": peak,
+        "trials_per_case": ARGS.trials,
+        "search": ARGS.search,
+        "model": ARGS.model,
+        "geomean": summary,
+        "cases": rows,
+    }
+    with open(stem + ".json", "w") as f:
+        json.dump(doc, f, indent=2)
+    head = "| case | Heron ms | GOPS | % peak | vendor (VNNI) | x | vendor (as is) | x | MetaSchedule x |\n"
+    head += "|---|---|---|---|---|---|---|---|---|\n"
+    lines = []
+    for r in rows:
+        vv, vn = r.get("vendor_vnni", {}), r.get("vendor_native", {})
+        lines.append(
+            f"| {r['case']} | {r['heron_ms']:.4f} | {r['heron_gops']:.0f} | {r['pct_of_peak']:.1f} | "
+            f"{vv.get('path', '-')} {vv.get('ms', float('nan')):.4f} | {r.get('speedup_vs_vendor_vnni', float('nan')):.2f} | "
+            f"{vn.get('path', '-')} {vn.get('ms', float('nan')):.4f} | {r.get('speedup_vs_vendor_native', float('nan')):.2f} | "
+            f"{r.get('speedup_vs_metaschedule', float('nan')):.2f} |"
+        )
+    gm = " ".join(f"{k}: {v:.2f}" for k, v in summary.items() if v)
+    with open(stem + ".md", "w") as f:
+        f.write(
+            f"# dlboost operators on {info['cpu']} ({ARGS.cores} threads)\n\n{json.dumps(info)}\n\n"
+            f"VNNI peak {peak[str(ARGS.cores)]:.0f} GOPS; {ARGS.trials} trials per case ({ARGS.search}, {ARGS.model}).\n"
+            f"Geometric means: {gm}\n\n" + head + "\n".join(lines) + "\n"
+        )
+    chart(rows, stem + ".png")
+
+
+def chart(rows: list[dict], path: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6, 0.5 * len(rows)), 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = range(len(rows))
+    bars = ((-0.2, "speedup_vs_vendor_vnni", "vs vendor (VNNI only)"), (0.2, "speedup_vs_vendor_native", "vs vendor (as is)"))
+    for offset, key, label in bars:
+        ax.bar([x + offset for x in xs], [r.get(key, 0) for r in rows], width=0.4, label=label)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(xs), [r["case"].split(":")[1][:12] for r in rows], rotation=60, fontsize=7)
+    ax.set_ylabel("Heron speedup (x)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    os.makedirs(ARGS.out, exist_ok=True)
+    db = os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
+    peak = {"1": measure_peak(1), str(ARGS.cores): measure_peak(ARGS.cores)}
+    info = machine()
+    print(f"VNNI peak: {peak['1']:.0f} GOPS on 1 core, {peak[str(ARGS.cores)]:.0f} on {ARGS.cores}", flush=True)
+    rows = []
+    for text in ARGS.cases:
+        rows.append(run_case(text, db, peak[str(ARGS.cores)]))
+        print(json.dumps(rows[-1]), flush=True)
+        write(rows, peak, info)
+
+
+if __name__ == "__main__":
+    main()

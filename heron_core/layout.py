@@ -1,0 +1,32 @@
+"""Storage layouts a kernel may want for an argument, as data: the runner applies them before a
+measurement and an exported library applies them before a call, without any plugin installed."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+
+class BlockedLayout(BaseModel):
+    """(..., R, ..., L, ...) -> (L/lanes, *others, R/reduce, lanes, reduce), C-contiguous: each
+    micro-kernel step reads one contiguous lanes x reduce tile (e.g. VNNI's 16 x 4 bytes)."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: str = "blocked"
+    reduce_dim: int
+    lane_dim: int
+    lanes: int
+    reduce: int
+
+    def shape(self, logical: tuple[int, ...]) -> tuple[int, ...]:
+        others = [logical[d] for d in range(len(logical)) if d not in (self.reduce_dim, self.lane_dim)]
+        lanes, red = logical[self.lane_dim], logical[self.reduce_dim]
+        return (lanes // self.lanes, *others, red // self.reduce, self.lanes, self.reduce)
+
+    def pack(self, arr: np.ndarray) -> np.ndarray:
+        others = [d for d in range(arr.ndim) if d not in (self.reduce_dim, self.lane_dim)]
+        moved = np.moveaxis(arr, [self.lane_dim, *others, self.reduce_dim], range(arr.ndim))
+        lanes, red = moved.shape[0], moved.shape[-1]
+        blocked = moved.reshape(lanes // self.lanes, self.lanes, *moved.shape[1:-1], red // self.reduce, self.reduce)
+        n = blocked.ndim  # axes: L/l, l, *others, R/r, r  ->  L/l, *others, R/r, l, r
+        return np.ascontiguousarray(blocked.transpose([0, *range(2, n - 2), n - 2, 1, n - 1]))

@@ -1,0 +1,208 @@
+"""``heron report``: per workload (workload key x target key) of a records database, the best
+latency and GOPS, trials, failures by class, time spent and searchers, and the tuning curve
+(best latency so far vs trial) as a PNG; optionally all of it in one self-contained HTML file."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from heron_core.errors import HeronError
+from heron_core.records import RecordDB
+
+
+@dataclass
+class Curve:
+    """One (run, searcher) of a workload: trial index (1-based, over the whole workload, by record
+    id) and the workload's best latency so far in ms (None before the first success)."""
+
+    label: str
+    trials: list[int] = field(default_factory=list)
+    best_ms: list[float | None] = field(default_factory=list)
+
+
+@dataclass
+class WorkloadReport:
+    workload_key: str
+    target_key: str
+    trials: int = 0
+    ok: int = 0
+    failures: Counter = field(default_factory=Counter)  # status -> count, failures only
+    best_latency_s: float | None = None
+    best_record_id: int | None = None
+    op_count: float | None = None  # None: the operator's plugin is not installed here
+    measure_s: float = 0.0  # sum of build_s + run_s
+    wall_s: float | None = None  # see RecordDB.wall_seconds; None when no record has a run
+    searchers: list[str] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+
+    @property
+    def gops(self) -> float | None:
+        if self.op_count is None or not self.best_latency_s:
+            return None
+        return self.op_count / self.best_latency_s / 1e9
+
+    @property
+    def slug(self) -> str:
+        """A file name stem safe on every common file system, derived from the keys."""
+        raw = f"{self.workload_key}@{self.target_key}"
+        name = re.sub(r"[^A-Za-z0-9._=,+@-]+", "_", raw).strip("._")
+        if len(name) > 150:
+            name = name[:140] + "-" + hashlib.sha1(raw.encode()).hexdigest()[:8]
+        return name
+
+
+@lru_cache(maxsize=None)
+def _op_count(task_json: str) -> float | None:
+    """The operator's op count, rebuilding the Task from a record's spec; None if that fails
+    (e.g. the plugin that defined the operator or target is not installed)."""
+    try:
+        from heron_core.registry import registry
+        from heron_core.task import Task, TaskSpec
+
+        return float(Task(TaskSpec(**json.loads(task_json)), registry()).op.op_count())
+    except Exception:
+        return None
+
+
+def collect(db: RecordDB, workload: str | None = None, target: str | None = None) -> list[WorkloadReport]:
+    """The statistics of every workload whose keys contain ``workload`` / ``target``."""
+    reports: dict[tuple[str, str], WorkloadReport] = {}
+    curves: dict[tuple[str, str], dict[tuple[int | None, str], Curve]] = {}
+    for row in db.rows(workload, target):
+        key = (row["workload_key"], row["target_key"])
+        if key not in reports:
+            reports[key] = WorkloadReport(*key, op_count=_op_count(json.dumps(row["task"], sort_keys=True)))
+            curves[key] = {}
+        rep = reports[key]
+        previous_best = rep.best_latency_s
+        rep.trials += 1
+        rep.measure_s += (row["build_s"] or 0.0) + (row["run_s"] or 0.0)
+        if row["searcher"] not in rep.searchers:
+            rep.searchers.append(row["searcher"])
+        if row["status"] == "ok":
+            rep.ok += 1
+            if rep.best_latency_s is None or row["latency_s"] < rep.best_latency_s:
+                rep.best_latency_s, rep.best_record_id = row["latency_s"], row["id"]
+        else:
+            rep.failures[row["status"]] += 1
+        line = (row["run_id"], row["searcher"])
+        curve = curves[key].get(line)
+        if curve is None:
+            label = f"run {row['run_id']}" if row["run_id"] is not None else "imported"
+            curve = curves[key][line] = Curve(f"{label} ({row['searcher']})")
+            if rep.trials > 1:  # start where the workload stood, so the lines join up
+                curve.trials.append(rep.trials - 1)
+                curve.best_ms.append(_ms(previous_best))
+        curve.trials.append(rep.trials)
+        curve.best_ms.append(_ms(rep.best_latency_s))
+    walls = db.wall_seconds()
+    for key, rep in reports.items():
+        rep.wall_s = walls.get(key)
+        rep.curves = list(curves[key].values())
+    return list(reports.values())
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+HEADERS = ["workload", "target", "best ms", "GOPS", "trials", "ok", "failures", "measure s", "wall s", "searchers"]
+NUMERIC = {"best ms", "GOPS", "trials", "ok", "measure s", "wall s"}
+
+
+def table_rows(reports: list[WorkloadReport]) -> list[list[str]]:
+    """The cells of the summary table (columns: HEADERS); '-' where a value is unknown."""
+    return [
+        [
+            r.workload_key,
+            r.target_key,
+            f"{r.best_latency_s * 1e3:.4f}" if r.best_latency_s is not None else "-",
+            f"{r.gops:.1f}" if r.gops is not None else "-",
+            str(r.trials),
+            str(r.ok),
+            " ".join(f"{k}={v}" for k, v in sorted(r.failures.items())) or "-",
+            f"{r.measure_s:.1f}",
+            f"{r.wall_s:.1f}" if r.wall_s is not None else "-",
+            ", ".join(r.searchers),
+        ]
+        for r in reports
+    ]
+
+
+def plot(report: WorkloadReport, path: Path) -> Path:
+    """Write the tuning curve of one workload as a PNG."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise HeronError("heron report draws with matplotlib: pip install matplotlib") from None
+
+    fig = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(fig)  # Agg, without pyplot's global state
+    ax = fig.add_subplot()
+    for curve in report.curves:
+        ys = [math.nan if y is None else y for y in curve.best_ms]
+        ax.step(curve.trials, ys, where="post", marker=".", markersize=3, label=curve.label)
+    ax.set_title(f"{report.workload_key}  on  {report.target_key}", fontsize=9)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("best latency so far (ms)")
+    known = [y for c in report.curves for y in c.best_ms if y]
+    if known and max(known) > 10 * min(known):
+        ax.set_yscale("log")
+    if not known:
+        ax.text(0.5, 0.5, "no successful measurement", transform=ax.transAxes, ha="center", va="center")
+    ax.grid(alpha=0.3)
+    if report.curves:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def write_plots(reports: list[WorkloadReport], out_dir: Path) -> list[Path]:
+    """One PNG per workload in ``out_dir``; file names from the workload keys."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    for rep in reports:
+        stem, n = rep.slug, 1
+        while out_dir / f"{stem}.png" in paths:  # two keys that differ only in unsafe characters
+            n += 1
+            stem = f"{rep.slug}-{n}"
+        paths.append(plot(rep, out_dir / f"{stem}.png"))
+    return paths
+
+
+_STYLE = """body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;font-size:13px}th{background:#f0f0f0}
+td.num{text-align:right}h2{font-size:15px;margin-top:2em}"""
+
+
+def render_html(reports: list[WorkloadReport], images: list[bytes], title: str = "Heron report") -> str:
+    """One self-contained HTML page: the summary table, then each workload's curve (``images``, PNG
+    bytes in the order of ``reports``) embedded as a data URI."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADERS)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td{' class=num' if h in NUMERIC else ''}>{html.escape(cell)}</td>" for h, cell in zip(HEADERS, cells))
+        + "</tr>"
+        for cells in table_rows(reports)
+    )
+    figures = "".join(
+        f"<h2>{html.escape(r.workload_key)} on {html.escape(r.target_key)}</h2>"
+        f'<img alt="tuning curve" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+        for r, png in zip(reports, images)
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<table><tr>{head}</tr>{body}</table>{figures}</body></html>\n"
+    )
