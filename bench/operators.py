@@ -49,20 +49,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, retime  # noqa: E402
 from peak import measure_peak  # noqa: E402
 
+from heron_core.cli import parse_shape  # noqa: E402
 from heron_core.tuner import tune_single  # noqa: E402
-
-
-def case_shape(text: str):
-    op, _, shape = text.partition(":")
-    if "=" in shape:
-        return op, {k: int(v) for k, v in (kv.split("=") for kv in shape.split(","))}
-    return op, shape
 
 
 def vendor(op: str, shape, isa: str) -> dict:
     from vendor import measure_vendor
 
-    return measure_vendor(op, shape, ARGS.cores, isa=isa if isa == "vnni" else "native", timeout=600)
+    return measure_vendor(op, shape, ARGS.cores, isa=isa, timeout=600)
 
 
 def metaschedule(op: str, shape: dict) -> dict:
@@ -74,7 +68,8 @@ def metaschedule(op: str, shape: dict) -> dict:
 
 
 def run_case(text: str, db: str, peak: float) -> dict:
-    op, shape = case_shape(text)
+    op, _, shape_text = text.partition(":")
+    shape = parse_shape(shape_text)
     cfg = {
         "target": {"name": "dlboost", "num_cores": ARGS.cores},
         "cases": [{"op": op, "shape": shape}],

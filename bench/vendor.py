@@ -91,15 +91,19 @@ def load(name: str):
 
 
 def build_op(op_name: str, shape):
-    """The Heron operator object for a shape given as a dict, a preset name or a list of values."""
+    """The Heron operator object for a shape given as a dict, a list of values or text as ``--shape`` takes it."""
     if "heron_core" not in sys.modules:
         import importlib.util
 
         if importlib.util.find_spec("heron_core") is None:
             sys.path.insert(0, str(BENCH.parent))
+    from heron_core import cli
     from heron_core.config import parse_shape
     from heron_core.errors import ConfigError
     from heron_core.registry import Registry, registry
+
+    if isinstance(shape, str):
+        shape = cli.parse_shape(shape)
 
     try:
         cls = registry().get("operator", op_name).factory
@@ -500,15 +504,6 @@ def shape_arg(shape) -> str:
     return str(shape)
 
 
-def parse_shape_arg(text: str):
-    """'M=64,K=64,N=64' -> dict, '64,64,64' -> list, anything else -> a preset name."""
-    if "=" in text:
-        return {k.strip(): int(v) for k, v in (item.split("=") for item in text.split(",") if item.strip())}
-    if text.replace(",", "").strip().isdigit():
-        return [int(v) for v in text.split(",")]
-    return text
-
-
 def measure_vendor(op_name: str, shape, threads: int, isa: str = "native", timeout: float | None = None) -> dict:
     """The vendor baselines of ``op_name`` at ``shape`` on ``threads`` threads, as a dict (see the module doc).
 
@@ -552,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         if not restricted:
             raise SystemExit(f"the AMX restriction did not take: arch_prctl(ARCH_REQ_XCOMP_PERM) answers {probe}")
     try:
-        op = build_op(args.op, parse_shape_arg(args.shape) if args.shape else None)
+        op = build_op(args.op, args.shape)
     except Exception as exc:  # an unknown operator, a bad shape
         print(f"vendor.py: {exc}", file=sys.stderr)
         return 2

@@ -111,7 +111,7 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     module["main"](*args)
     if params["check_correctness"]:
         got = args[-1].numpy()
-        if not _matches(got, expected):
+        if not outputs_match(got, expected):
             bad = np.argwhere(~np.isclose(got, expected, rtol=1e-3, atol=1e-3) if got.dtype.kind == "f" else got != expected)
             return Status.WRONG_RESULT, [], f"{len(bad)} of {got.size} outputs differ, first at {tuple(bad[0])}"
     costs = tvm_compat.time_kernel(
@@ -120,7 +120,7 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     return Status.OK, costs, ""
 
 
-def _matches(got: np.ndarray, expected: np.ndarray) -> bool:
+def outputs_match(got: np.ndarray, expected: np.ndarray) -> bool:
     if got.dtype.kind == "f":
         return bool(np.allclose(got, expected, rtol=1e-3, atol=1e-3))
     return bool(np.array_equal(got, expected))

@@ -57,13 +57,33 @@ class Layout:
     itemsize: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Compute:
+    """The TE compute of a task on micro-kernel layouts, built once per task and process."""
+
+    func: object  # tirx.PrimFunc
+    out: object  # te.Tensor
+    read: dict  # the readers the operator used, with the loop variables that indexed each
+    stages: tuple[str, ...]  # blocks that pack or pad an operand inside the kernel
+    layout: Layout
+
+
 class CPUContext(Context):
     def __init__(self, target: DLBoostTarget):
         self.target = target
-        self._layouts: dict[str, Layout] = {}
+        self._computes: dict[str, Compute] = {}
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
-    def prim_func(self, task: Task):
+    def compute(self, task: Task) -> Compute:
+        key = task.spec.model_dump_json()
+        if key not in self._computes:
+            self._computes[key] = self._build_compute(task)
+        return self._computes[key]
+
+    def layout(self, task: Task) -> Layout:
+        return self.compute(task).layout
+
+    def _build_compute(self, task: Task) -> Compute:
         """The operator's compute with the dot operands in micro-kernel layouts.
 
         The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` argument is
@@ -74,7 +94,7 @@ class CPUContext(Context):
         from tvm import te
 
         op, hint = task.op, task.op.dot_hint
-        args, read = [], {}
+        args, read, stages = [], {}, []
         for t in [*op.inputs, *op.constants]:
             if t.role == "constant":
                 source = padded(lambda *i, name=t.name: op.constant(name, *i), t)
@@ -82,38 +102,21 @@ class CPUContext(Context):
                 ph = te.placeholder(weight_layout(hint).shape(t.shape) if _prepacked(t, hint) else t.shape, t.dtype, name=t.name)
                 args.append(ph)
                 source = padded(lambda *i, ph=ph: ph[i], t)
+            if t.name == hint.weight and _prepacked(t, hint):
+                read[t.name] = _recording(ph, _WeightLayout(t.shape, hint.weight_reduce_dim, hint.weight_lane_dim).packed)
+                continue
             if t.name == hint.weight:
                 layout = _WeightLayout(t.padded_shape, hint.weight_reduce_dim, hint.weight_lane_dim)
-                store = ph if _prepacked(t, hint) else _pack_stage(t.name, layout, source)
-                read[t.name] = _recording(store, layout.packed)
             elif t.name == hint.data and (t.pad or hint.data_reduce_dim != len(t.shape) - 1):
                 layout = _DataLayout(t.padded_shape, hint.data_reduce_dim)
-                store = _pack_stage(t.name, layout, source)
-                read[t.name] = _recording(store, layout.packed)
             else:
                 read[t.name] = _recording(None, None, source)
+                continue
+            stages.append(_pack_stage(t.name, layout, source))
+            read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        return te.create_prim_func([*args, out]), out, read
-
-    def layout(self, task: Task) -> Layout:
-        key = task.spec.model_dump_json()
-        if key not in self._layouts:
-            self._layouts[key] = self._read_layout(task)
-        return self._layouts[key]
-
-    def _read_layout(self, task: Task) -> Layout:
-        _, out, read = self.prim_func(task)
-        hint = task.op.dot_hint
-        axes = []
-        for i, iv in enumerate(out.op.axis):
-            lanes = intrin.LANES if i == hint.out_lane_axis else 1
-            axes.append(Axis(iv.var.name, int(iv.dom.extent) // lanes, lanes, True))
-        for i, iv in enumerate(out.op.reduce_axis):
-            dots = intrin.REDUCE if i == hint.reduce_axis else 1
-            axes.append(Axis(iv.var.name, int(iv.dom.extent) // dots, dots, False))
-        names = {a.name for a in axes}
-        itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.tensors() if t.role != "output"}
-        return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
+        func = te.create_prim_func([*args, out])
+        return Compute(func, out, read, tuple(s.op.name for s in stages), _layout_of(task, out, read))
 
     # --- the template --------------------------------------------------------------------
     def define(self, task: Task, space: SearchSpace) -> None:
@@ -125,7 +128,8 @@ class CPUContext(Context):
             tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
         lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
         space.knob(
-            "acc_level", (0, 1, 2) if lane_last else (0, 1),
+            "acc_level",
+            (0, 1, 2) if lane_last else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
         for level in (1, 2):
@@ -176,10 +180,10 @@ class CPUContext(Context):
         from tvm import s_tir
 
         intrin.register()
-        func, out, _ = self.prim_func(task)
-        lay = self.layout(task)
-        sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-        block = sch.get_sblock(out.op.name)
+        compute = self.compute(task)
+        lay = compute.layout
+        sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
+        block = sch.get_sblock(compute.out.op.name)
         factors = _tile_factors(lay, point)
         tiles = {
             ax.name: sch.split(loop, factors[ax.name] + ([ax.inner] if ax.inner > 1 else []))
@@ -224,9 +228,8 @@ class CPUContext(Context):
             sch.vectorize(sch.get_loops(acc)[-1])
         sch.decompose_reduction(block, r(0)[0])
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
-        for t in [*task.op.inputs, *task.op.constants]:
-            if _has_block(sch, f"{t.name}_pack"):
-                _parallel_stage(sch, sch.get_sblock(f"{t.name}_pack"))
+        for stage in compute.stages:
+            _parallel_stage(sch, sch.get_sblock(stage))
         return sch.mod
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
@@ -234,14 +237,6 @@ class CPUContext(Context):
         if not _prepacked(task.op.tensor(hint.weight), hint):
             return {}
         return {hint.weight: weight_layout(hint)}
-
-
-def _has_block(sch, name: str) -> bool:
-    try:
-        sch.get_sblock(name)
-    except Exception:  # noqa: BLE001 - TVM raises its own error type for a missing block
-        return False
-    return True
 
 
 def _parallel_stage(sch, block) -> None:
@@ -320,6 +315,20 @@ def _recording(store, to_packed, source=None):
 
     read.used = set()
     return read
+
+
+def _layout_of(task: Task, out, read: dict) -> Layout:
+    hint = task.op.dot_hint
+    axes = []
+    for i, iv in enumerate(out.op.axis):
+        lanes = intrin.LANES if i == hint.out_lane_axis else 1
+        axes.append(Axis(iv.var.name, int(iv.dom.extent) // lanes, lanes, True))
+    for i, iv in enumerate(out.op.reduce_axis):
+        dots = intrin.REDUCE if i == hint.reduce_axis else 1
+        axes.append(Axis(iv.var.name, int(iv.dom.extent) // dots, dots, False))
+    names = {a.name for a in axes}
+    itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.tensors() if t.role != "output"}
+    return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
 
 
 def _pack_stage(name: str, layout, source):
