@@ -25,7 +25,7 @@ def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workloads", nargs="+", default=["gemm:M=256,K=256,N=256", "gemm:M=512,K=512,N=512",
                                                        "gemm:M=32,K=1024,N=512", "gemm:M=1024,K=256,N=128"])
-    ap.add_argument("--searchers", nargs="+", default=["cga", "ga", "sa", "crand", "random"])
+    ap.add_argument("--searchers", nargs="*", default=["cga", "ga", "sa", "crand", "random"])
     ap.add_argument("--model", default="gbdt")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--trials", type=int, default=200)
@@ -34,6 +34,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--microkernel", default="vnni", help="'generic' to try the benchmark on a CPU without VNNI")
     ap.add_argument("--metaschedule", action="store_true")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the runs already in the results file (other workloads, searchers or MetaSchedule) and add these")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     return ap.parse_args()
 
@@ -121,6 +123,12 @@ def main() -> None:
     work = tempfile.mkdtemp(prefix="heron-search-")
     runs, ms = [], {}
     stem = os.path.join(a.out, f"search_{llvm_host_cpu()}_{a.cores}c")
+    if a.merge and os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:
+            old = json.load(f)
+        mine = {(w, s) for w in a.workloads for s in a.searchers}
+        runs = [r for r in old["runs"] if (r["workload"], r["searcher"]) not in mine]
+        ms = {w: m for w, m in old.get("metaschedule", {}).items() if not (a.metaschedule and w in a.workloads)}
     for w in a.workloads:
         for s in a.searchers:
             for seed in a.seeds:
@@ -138,7 +146,7 @@ def main() -> None:
         cpu = host_cpu()
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu.model, "llvm_cpu": llvm_host_cpu(), "cores": a.cores,
                   "microkernel": a.microkernel, "trials": a.trials, "batch_size": a.batch_size, "model": a.model,
-                  "seeds": a.seeds, "versions": versions(), "summary": summarize(runs, ms), "runs": runs}
+                  "seeds": a.seeds, "versions": versions(), "summary": summarize(runs, ms), "metaschedule": ms, "runs": runs}
         with open(stem + ".json", "w") as f:  # after every workload: a killed run keeps what it did
             json.dump(result, f, indent=1)
     plot(runs, stem + ".png")

@@ -416,14 +416,34 @@ def plugins() -> None:
         from heron_core.registry import registry
 
         reg = registry()
-        table = Table("kind", "name", "distribution", "version", "description")
+        table = Table("kind", "name", "distribution", "version", "here", "description")
+        unavailable = []
         for spec in reg.all_specs():
-            table.add_row(spec.kind, spec.name, spec.distribution, spec.version, escape(spec.description))
+            why = _target_unavailable(spec) if spec.kind == "target" else None
+            here = "" if spec.kind != "target" else ("no" if why else "yes")
+            if why:
+                unavailable.append(f"target '{spec.name}' cannot run on this machine: {why}")
+            table.add_row(spec.kind, spec.name, spec.distribution, spec.version, here, escape(spec.description))
         out.print(table)
+        for line in unavailable:
+            out.print(escape(line))
         for name, why in reg.broken.items():
             err.print(f"[red]plugin {name} failed to load: {why}[/red]")
 
     _guard(show)
+
+
+def _target_unavailable(spec) -> str | None:
+    """Why a target with default parameters cannot run its kernels here (its ``check_host``), or None."""
+    from heron_core.errors import TargetUnavailable
+
+    try:
+        spec.factory(spec.params()).check_host()
+    except TargetUnavailable as exc:
+        return str(exc)
+    except Exception as exc:  # a target that cannot even be set up here
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 @app.command()

@@ -38,10 +38,11 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
     """Rebuild ``record``'s kernel, check it against numpy, write it under ``out``; the manifest entry."""
     task = Task(TaskSpec.model_validate(record.task), reg)
     task.target.check_host()
+    task.target.prepare_process()
     mod = task.context.apply(task, record.point)
     stem = re.sub(r"[^\w.-]+", "_", f"{record.workload_key}@{record.target_key}").strip("_")
     module, script = f"{stem}.so", f"{stem}.py"
-    tvm_compat.export(tvm_compat.build(mod, task.target.tvm_target()), str(out / module))
+    tvm_compat.export(tvm_compat.build(mod, task.target.tvm_target(), task.target.pass_config()), str(out / module))
     (out / script).write_text(mod.script())
     _verify(task, out / module, record)
     layouts = task.context.arg_layouts(task)
@@ -67,6 +68,7 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
         "target_info": task.target.info(),
         "device": "cpu" if kind == "llvm" else kind,
         "requires_cpu_flags": task.target.required_cpu_flags(),
+        "process_setup": task.target.process_setup(),
         "params": params,
         "latency_s": record.latency_s,
         "gops": task.op.op_count() / record.latency_s / 1e9,
@@ -82,7 +84,7 @@ def _verify(task: Task, module_path: Path, record: Record) -> None:
     inputs = task.op.random_inputs(seed=1)  # not the tuning inputs: a fresh check
     args = tvm_compat.to_device(task.context.kernel_args(task, inputs), task.target.device())
     tvm_compat.load(str(module_path))["main"](*args)
-    if not outputs_match(args[-1].numpy(), task.op.reference(inputs)):
+    if not outputs_match(args[-1].numpy(), task.op.reference(inputs), task.context.tolerance(task)):
         raise HeronError(f"record {record.id} ({record.workload_key}) rebuilt here no longer matches the numpy reference")
 
 

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict
 
 class BlockedLayout(BaseModel):
     """(..., R, ..., L, ...) -> (L/lanes, *others, R/reduce, lanes, reduce), C-contiguous: each
-    micro-kernel step reads one contiguous lanes x reduce tile (e.g. VNNI's 16 x 4 bytes)."""
+    micro-kernel step reads one contiguous lanes x reduce tile (e.g. VNNI's 16 x 4 bytes).
+    ``others_first``: (*others, L/lanes, R/reduce, lanes, reduce) instead, so that one lane
+    block's whole reduction is contiguous (e.g. AMX tiles spanning several lane blocks)."""
 
     model_config = ConfigDict(frozen=True)
     kind: str = "blocked"
@@ -17,10 +19,13 @@ class BlockedLayout(BaseModel):
     lane_dim: int
     lanes: int
     reduce: int
+    others_first: bool = False
 
     def shape(self, logical: tuple[int, ...]) -> tuple[int, ...]:
         others = [logical[d] for d in range(len(logical)) if d not in (self.reduce_dim, self.lane_dim)]
         lanes, red = logical[self.lane_dim], logical[self.reduce_dim]
+        if self.others_first:
+            return (*others, lanes // self.lanes, red // self.reduce, self.lanes, self.reduce)
         return (lanes // self.lanes, *others, red // self.reduce, self.lanes, self.reduce)
 
     def pack(self, arr: np.ndarray) -> np.ndarray:
@@ -28,5 +33,6 @@ class BlockedLayout(BaseModel):
         moved = np.moveaxis(arr, [self.lane_dim, *others, self.reduce_dim], range(arr.ndim))
         lanes, red = moved.shape[0], moved.shape[-1]
         blocked = moved.reshape(lanes // self.lanes, self.lanes, *moved.shape[1:-1], red // self.reduce, self.reduce)
-        n = blocked.ndim  # axes: L/l, l, *others, R/r, r  ->  L/l, *others, R/r, l, r
-        return np.ascontiguousarray(blocked.transpose([0, *range(2, n - 2), n - 2, 1, n - 1]))
+        n = blocked.ndim  # axes: L/l, l, *others, R/r, r  ->  L/l, *others, R/r, l, r (or *others, L/l, R/r, l, r)
+        order = [*range(2, n - 2), 0] if self.others_first else [0, *range(2, n - 2)]
+        return np.ascontiguousarray(blocked.transpose([*order, n - 2, 1, n - 1]))

@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from heron_core import process
 from heron_core.errors import HeronError
 from heron_core.layout import BlockedLayout
+from heron_core.operator import numpy_dtype
 
 FORMAT = 1
 
@@ -74,7 +76,7 @@ class Kernel:
             a.tensor if isinstance(a, Packed) and a.name == p["name"] else self._to_device(p, a)
             for p, a in zip(self.inputs, args)
         ]
-        result = tvm_compat.to_device([np.zeros(self.output["shape"], self.output["dtype"])], self.device)[0]
+        result = tvm_compat.to_device([np.zeros(self.output["shape"], numpy_dtype(self.output["dtype"]))], self.device)[0]
         self._fn(*tensors, result)
         if out is not None:
             out[...] = result.numpy()
@@ -94,7 +96,7 @@ class Kernel:
                     f"got {dtype}{list(shape)}"
                 )
             return value
-        if value.shape != tuple(param["shape"]) or value.dtype != np.dtype(param["dtype"]):
+        if value.shape != tuple(param["shape"]) or value.dtype != numpy_dtype(param["dtype"]):
             raise LibraryError(
                 f"{self.name}: '{param['name']}' must be {param['dtype']} of shape {tuple(param['shape'])}, "
                 f"got {value.dtype} of shape {value.shape}"
@@ -121,6 +123,11 @@ class Library:
                     f"{root}: kernel {entry['workload_key']} was built for a CPU with {', '.join(missing)}, "
                     f"which this one lacks (built on: {entry['target_info'].get('cpu', '?')}); re-export it on this machine"
                 )
+        for entry in manifest["kernels"]:  # e.g. ask the OS for the AMX tile registers
+            try:
+                process.prepare(entry.get("process_setup", []))
+            except HeronError as exc:
+                raise LibraryError(f"{root}: kernel {entry['workload_key']} cannot run in this process: {exc}") from None
         self.path, self.manifest = root, manifest
         self.kernels: dict[str, Kernel] = {e["workload_key"]: Kernel(e, root) for e in manifest["kernels"]}
 

@@ -95,6 +95,15 @@ class DotHint:
 INT8_DTYPES = {"int8": ("uint8", "int8"), "uint8": ("uint8", "int8")}
 
 
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a TVM dtype name; bfloat16 (which numpy lacks) is ml_dtypes' (a TVM dependency)."""
+    if name == "bfloat16":
+        import ml_dtypes
+
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
 def int_dtypes(in_dtype: str) -> tuple[str, str]:
     """(activation dtype, weight dtype) for ``in_dtype``: int8 means u8 x s8; others are used as given."""
     return INT8_DTYPES.get(in_dtype, (in_dtype, in_dtype))
@@ -159,11 +168,12 @@ class Operator(ABC):
         rng = np.random.default_rng(seed)
         out = {}
         for t in self.inputs:
-            if np.dtype(t.dtype).kind in "iu":
-                info = np.iinfo(t.dtype)
-                out[t.name] = rng.integers(info.min, info.max, t.shape, dtype=t.dtype, endpoint=True)
+            dtype = numpy_dtype(t.dtype)
+            if dtype.kind in "iu":
+                info = np.iinfo(dtype)
+                out[t.name] = rng.integers(info.min, info.max, t.shape, dtype=dtype, endpoint=True)
             else:
-                out[t.name] = rng.standard_normal(t.shape).astype(t.dtype)
+                out[t.name] = rng.standard_normal(t.shape).astype(dtype)
         return out
 
     def shape_label(self) -> str:

@@ -70,8 +70,9 @@ def _init_worker(env: dict[str, str], spec_json: str, measures: bool) -> None:
     """Start-up work (importing TVM and the plugins, computing the reference) happens here,
     so the build and run timeouts measure the candidate alone."""
     os.environ.update(env)
-    _task(spec_json)
+    task = _task(spec_json)
     if measures:
+        task.target.prepare_process()
         _reference(spec_json)
 
 
@@ -95,7 +96,7 @@ def build_one(spec_json: str, point: Point, path: str) -> float:
 
     t0 = time.perf_counter()
     task = _task(spec_json)
-    executable = tvm_compat.build(task.context.apply(task, point), task.target.tvm_target())
+    executable = tvm_compat.build(task.context.apply(task, point), task.target.tvm_target(), task.target.pass_config())
     tvm_compat.export(executable, path)
     return time.perf_counter() - t0
 
@@ -111,8 +112,9 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     module["main"](*args)
     if params["check_correctness"]:
         got = args[-1].numpy()
-        if not outputs_match(got, expected):
-            bad = np.argwhere(~np.isclose(got, expected, rtol=1e-3, atol=1e-3) if got.dtype.kind == "f" else got != expected)
+        tol = task.context.tolerance(task)
+        if not outputs_match(got, expected, tol):
+            bad = np.argwhere(~np.isclose(got, expected, *tol) if got.dtype.kind == "f" else got != expected)
             return Status.WRONG_RESULT, [], f"{len(bad)} of {got.size} outputs differ, first at {tuple(bad[0])}"
     costs = tvm_compat.time_kernel(
         module, dev, args, params["number"], params["repeat"], params["min_repeat_ms"], params["cache_flush"]
@@ -120,9 +122,10 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     return Status.OK, costs, ""
 
 
-def outputs_match(got: np.ndarray, expected: np.ndarray) -> bool:
+def outputs_match(got: np.ndarray, expected: np.ndarray, tolerance: tuple[float, float] = (1e-3, 1e-3)) -> bool:
+    """Integers exactly; floats within (rtol, atol), as numpy's allclose."""
     if got.dtype.kind == "f":
-        return bool(np.allclose(got, expected, rtol=1e-3, atol=1e-3))
+        return bool(np.allclose(got, expected, *tolerance))
     return bool(np.array_equal(got, expected))
 
 

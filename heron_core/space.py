@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
-from ortools.sat.python import cp_model
 
 if TYPE_CHECKING:
+    from ortools.sat.python import cp_model
+
     from heron_core.target import Context
     from heron_core.task import Task
 
@@ -41,15 +42,20 @@ class Knob:
 
 class SearchSpace:
     def __init__(self, task: Task, context: Context | None = None):
+        from ortools.sat.python import cp_model  # here, not at the top: workers that only build or run never need it
+
         self.task = task
         self.context = context or task.context
         self.model = cp_model.CpModel()
         self.knobs: dict[str, Knob] = {}
         self._n = 0
+        self._scratch: cp_model.CpModel | None = None
+        self._feature_rows: dict[str, list[float]] = {}
+        self._feature_names: list[str] | None = None
         self.context.define(task, self)
         if not self.knobs:
             raise ValueError(f"{type(self.context).__name__} declared no knobs for {task.describe()}")
-        if self._solve(self.model, seed=0) is None:
+        if self._solve({}, seed=0) is None:
             from heron_core.errors import ConfigError
 
             raise ConfigError(f"no valid schedule exists for {task.describe()}: the constraints are unsatisfiable")
@@ -57,6 +63,8 @@ class SearchSpace:
     # --- building (used by Contexts) -------------------------------------------------------
     def knob(self, name: str, values: Iterable[int], doc: str = "") -> cp_model.IntVar:
         """A tunable choice among ``values``."""
+        from ortools.sat.python import cp_model
+
         values = sorted(set(int(v) for v in values))
         if name in self.knobs:
             raise ValueError(f"knob '{name}' declared twice")
@@ -100,11 +108,32 @@ class SearchSpace:
         return factors
 
     # --- using ---------------------------------------------------------------------------
-    def _solve(self, model: cp_model.CpModel, seed: int, order: Sequence[str] | None = None) -> Point | None:
+    def _copy(self) -> cp_model.CpModel:
+        """The model, copied into one reused CpModel: ``CpModel.clone`` re-creates the wrapper's
+        deprecated method aliases each time, which cost more than the solve itself."""
+        from ortools.sat.python import cp_model
+
+        if self._scratch is None:
+            self._scratch = cp_model.CpModel()
+        self._scratch.proto.copy_from(self.model.proto)
+        self._scratch.rebuild_constant_map()
+        return self._scratch
+
+    def _solve(
+        self, fixed: Mapping[str, int | Sequence[int]], seed: int, order: Sequence[str] | None = None
+    ) -> Point | None:
+        """Solve the model with ``fixed`` knobs (a value or a list of allowed values each);
+        with ``order``, branch on the knobs in that order, halving each domain at random."""
+        from ortools.sat.python import cp_model
+
+        model = self._copy()
+        for name, value in fixed.items():
+            if name not in self.knobs:
+                raise KeyError(f"unknown knob '{name}' (knobs: {', '.join(self.knobs)})")
+            values = [value] if isinstance(value, int) else list(value)
+            model.AddLinearExpressionInDomain(self._var(model, name), cp_model.Domain.FromValues(values))
         if order is not None:
-            model = model.clone()
-            vars_ = [model.GetIntVarFromProtoIndex(self.knobs[n].var.Index()) for n in order]
-            model.AddDecisionStrategy(vars_, cp_model.CHOOSE_FIRST, cp_model.SELECT_RANDOM_HALF)
+            model.AddDecisionStrategy([self._var(model, n) for n in order], cp_model.CHOOSE_FIRST, cp_model.SELECT_RANDOM_HALF)
         solver = cp_model.CpSolver()
         p = solver.parameters
         p.num_workers = 1
@@ -117,17 +146,10 @@ class SearchSpace:
         status = solver.Solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
-        return {n: int(solver.Value(k.var)) for n, k in self.knobs.items()}
+        return {n: int(solver.Value(self._var(model, n))) for n in self.knobs}
 
-    def _constrained(self, fixed: Mapping[str, int | Sequence[int]]) -> cp_model.CpModel:
-        model = self.model.clone()
-        for name, value in fixed.items():
-            if name not in self.knobs:
-                raise KeyError(f"unknown knob '{name}' (knobs: {', '.join(self.knobs)})")
-            var = model.GetIntVarFromProtoIndex(self.knobs[name].var.Index())
-            values = [value] if isinstance(value, int) else list(value)
-            model.AddLinearExpressionInDomain(var, cp_model.Domain.FromValues(values))
-        return model
+    def _var(self, model: cp_model.CpModel, name: str) -> cp_model.IntVar:
+        return model.GetIntVarFromProtoIndex(self.knobs[name].var.Index())
 
     def complete(self, partial: Mapping[str, int | Sequence[int]], rng: random.Random | None = None) -> Point | None:
         """A random valid point agreeing with ``partial`` (a value, or a list of allowed
@@ -135,7 +157,7 @@ class SearchSpace:
         rng = rng or random.Random()
         order = list(self.knobs)
         rng.shuffle(order)
-        return self._solve(self._constrained(partial), rng.randrange(2**31), order)
+        return self._solve(partial, rng.randrange(2**31), order)
 
     def sample(self, n: int, rng: random.Random | None = None, exclude: Iterable[str] = ()) -> list[Point]:
         """Up to ``n`` distinct random valid points not in ``exclude`` (point keys).
@@ -163,22 +185,26 @@ class SearchSpace:
             return False
         if any(v not in self.knobs[k].values for k, v in point.items()):
             return False
-        return self._solve(self._constrained(point), seed=0) is not None
+        return self._solve(point, seed=0) is not None
 
     def features(self, points: Sequence[Point]) -> tuple[list[str], np.ndarray]:
         """Feature names and a (points x features) matrix: the knob values and the Context's
-        loop-nest quantities, log2-scaled (tile sizes matter by ratio, not difference)."""
-        names = list(self.knobs)
-        if not points:
-            return names, np.empty((0, len(names)))
-        rows = []
-        for p in points:
-            extra = self.context.features(self.task, p)
-            if len(names) == len(self.knobs):
-                names += list(extra)
-            rows.append([p[k] for k in self.knobs] + list(extra.values()))
-        matrix = np.log2(1.0 + np.asarray(rows, dtype=np.float64).reshape(len(points), -1))
-        return names, matrix
+        loop-nest quantities, log2-scaled (tile sizes matter by ratio, not difference).
+        Rows are cached per point: searchers ask for the same points round after round."""
+        rows = [self._feature_row(p) for p in points]
+        names = self._feature_names or list(self.knobs)
+        return names, np.asarray(rows, dtype=np.float64).reshape(len(points), len(names))
+
+    def _feature_row(self, point: Point) -> list[float]:
+        key = point_key(point)
+        row = self._feature_rows.get(key)
+        if row is None:
+            extra = self.context.features(self.task, point)
+            if self._feature_names is None:
+                self._feature_names = [*self.knobs, *extra]
+            values = [point[k] for k in self.knobs] + list(extra.values())
+            row = self._feature_rows[key] = np.log2(1.0 + np.asarray(values, dtype=np.float64)).tolist()
+        return row
 
     def random_point(self, rng: random.Random) -> Point:
         """Each knob uniformly from its own domain, ignoring the rules (usually invalid)."""

@@ -40,6 +40,11 @@ class Context(ABC):
         (weights packed ahead of time, as inference libraries do with constant weights)."""
         return {}
 
+    def tolerance(self, task: Task) -> tuple[float, float]:
+        """(rtol, atol) within which a floating-point output must match the reference (numpy's
+        allclose); a target whose arithmetic is less precise than the reference's widens it."""
+        return (1e-3, 1e-3)
+
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed output)."""
         layouts = self.arg_layouts(task)
@@ -76,6 +81,10 @@ class Target(ABC):
         kind = self.tvm_target()["kind"]
         return device("cpu" if kind == "llvm" else kind)
 
+    def pass_config(self) -> dict[str, Any]:
+        """TVM PassContext options for building this target's kernels."""
+        return {}
+
     def runtime_env(self) -> dict[str, str]:
         """Environment for processes that run kernels (e.g. the thread-pool size)."""
         return {}
@@ -87,6 +96,18 @@ class Target(ABC):
     def required_cpu_flags(self) -> list[str]:
         """/proc/cpuinfo flags a machine needs to run kernels built for this target."""
         return []
+
+    def process_setup(self) -> list[str]:
+        """Named per-process set-ups (:mod:`heron_core.process`) a process needs before it runs
+        this target's kernels, e.g. asking Linux for the AMX tile registers."""
+        return []
+
+    def prepare_process(self) -> None:
+        """Make this process able to run the kernels; called once per worker process that runs
+        them (the runner's measuring worker, ``heron export``); a library does the same from its manifest."""
+        from heron_core import process
+
+        process.prepare(self.process_setup())
 
     def info(self) -> dict[str, Any]:
         return {"target": self.name, "tvm_target": self.tvm_target()}

@@ -20,12 +20,12 @@ def versions() -> dict[str, str]:
     return out
 
 
-def build(mod, target: dict[str, Any]):
-    """Compile a scheduled IRModule; returns a TVM Executable."""
+def build(mod, target: dict[str, Any], pass_config: dict[str, Any] | None = None):
+    """Compile a scheduled IRModule (with the target's pass options); returns a TVM Executable."""
     import tvm
 
     tgt = tvm.target.Target(target)
-    with tgt:
+    with tgt, tvm.transform.PassContext(config=pass_config or {}):
         return tvm.compile(mod, target=tgt)
 
 

@@ -56,7 +56,8 @@ class Scan(Operator):
         )
 
     def reference(self, arrays):
-        sums = np.cumsum(arrays["A"].astype(np.int64), axis=1)
+        a = arrays["A"]
+        sums = np.cumsum(a.astype(np.int64 if a.dtype.kind in "iu" else np.float64), axis=1)
         cols = np.minimum(np.arange(self.shape.N), self.shape.K - 1)
         return sums[:, cols].astype(self.out_dtype)
 

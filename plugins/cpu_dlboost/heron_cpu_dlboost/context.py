@@ -15,6 +15,7 @@ axes while it is in cache.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,16 +100,17 @@ class CPUContext(Context):
             if t.role == "constant":
                 source = padded(lambda *i, name=t.name: op.constant(name, *i), t)
             else:
-                ph = te.placeholder(weight_layout(hint).shape(t.shape) if _prepacked(t, hint) else t.shape, t.dtype, name=t.name)
+                shape = self.weight_blocking(task).shape(t.shape) if _prepacked(t, hint) else t.shape
+                ph = te.placeholder(shape, t.dtype, name=t.name)
                 args.append(ph)
                 source = padded(lambda *i, ph=ph: ph[i], t)
             if t.name == hint.weight and _prepacked(t, hint):
-                read[t.name] = _recording(ph, _WeightLayout(t.shape, hint.weight_reduce_dim, hint.weight_lane_dim).packed)
+                read[t.name] = _recording(ph, _WeightLayout(t.shape, self.weight_blocking(task)).packed)
                 continue
             if t.name == hint.weight:
-                layout = _WeightLayout(t.padded_shape, hint.weight_reduce_dim, hint.weight_lane_dim)
+                layout = _WeightLayout(t.padded_shape, self.weight_blocking(task))
             elif t.name == hint.data and (t.pad or hint.data_reduce_dim != len(t.shape) - 1):
-                layout = _DataLayout(t.padded_shape, hint.data_reduce_dim)
+                layout = self.data_layout(t.padded_shape, hint.data_reduce_dim)
             else:
                 read[t.name] = _recording(None, None, source)
                 continue
@@ -116,7 +118,19 @@ class CPUContext(Context):
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
         func = te.create_prim_func([*args, out])
-        return Compute(func, out, read, tuple(s.op.name for s in stages), _layout_of(task, out, read))
+        return Compute(func, out, read, tuple(s.op.name for s in stages), self.layout_of(task, out, read))
+
+    # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
+    def weight_blocking(self, task: Task) -> BlockedLayout:
+        """The weight's blocked layout (packed ahead of time when it is a ``weight``, by a stage otherwise)."""
+        return weight_layout(task.op.dot_hint)
+
+    def data_layout(self, shape: tuple[int, ...], reduce_dim: int):
+        """The broadcast operand's layout when it must be packed (padding, reduction not innermost)."""
+        return _DataLayout(shape, reduce_dim)
+
+    def layout_of(self, task: Task, out, read: dict) -> Layout:
+        return _layout_of(task, out, read)
 
     # --- the template --------------------------------------------------------------------
     def define(self, task: Task, space: SearchSpace) -> None:
@@ -150,27 +164,20 @@ class CPUContext(Context):
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
-        # Parallelism: at least one chunk per core, and either an even split or many chunks.
         if parallel:
-            chunks = q["parallel_chunks"]
-            m.Add(chunks >= cores)
-            rem = space.var(0, cores - 1)
-            m.AddModuloEquality(rem, chunks, cores)
-            even = m.NewBoolVar("even_split")
-            m.Add(rem == 0).OnlyEnforceIf(even)
-            m.Add(chunks >= 4 * cores).OnlyEnforceIf(even.Not())
+            parallel_rule(space, q["parallel_chunks"], cores)
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         """The template's quantities for this point (the ones its rules bound), for cost models."""
         lay = self.layout(task)
         tiles = _tile_factors(lay, point)
-        q = _quantities(lay, tiles, lambda xs: int(np.prod(xs)))
+        q = _quantities(lay, tiles, math.prod)
         spatial = [a for a in lay.axes if a.spatial]
         reduce = [a for a in lay.axes if not a.spatial]
         for level in range(SPATIAL_LEVELS):
-            q[f"spatial_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in spatial]))
+            q[f"spatial_tile_{level}"] = math.prod([tiles[a.name][level] for a in spatial])
         for level in range(REDUCE_LEVELS):
-            q[f"reduce_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in reduce]))
+            q[f"reduce_tile_{level}"] = math.prod([tiles[a.name][level] for a in reduce])
         q["chunks_per_core"] = q["parallel_chunks"] / self.target.cores
         q["balanced"] = float(q["parallel_chunks"] % self.target.cores == 0)
         return {k: float(v) for k, v in q.items()}
@@ -225,24 +232,59 @@ class CPUContext(Context):
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         if acc is not None:
-            sch.vectorize(sch.get_loops(acc)[-1])
+            _vectorize_innermost(sch, acc)
         sch.decompose_reduction(block, r(0)[0])
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for stage in compute.stages:
-            _parallel_stage(sch, sch.get_sblock(stage))
+            _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)
         return sch.mod
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
         hint = task.op.dot_hint
         if not _prepacked(task.op.tensor(hint.weight), hint):
             return {}
-        return {hint.weight: weight_layout(hint)}
+        return {hint.weight: self.weight_blocking(task)}
 
 
-def _parallel_stage(sch, block) -> None:
-    """A packing stage: its outer loops fused and spread over the cores."""
+def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
+    """Parallelism: at least one chunk per core, and either an even split or many chunks."""
+    m = space.model
+    m.Add(chunks >= cores)
+    rem = space.var(0, cores - 1)
+    m.AddModuloEquality(rem, chunks, cores)
+    even = m.NewBoolVar("even_split")
+    m.Add(rem == 0).OnlyEnforceIf(even)
+    m.Add(chunks >= 4 * cores).OnlyEnforceIf(even.Not())
+
+
+def _vectorize_innermost(sch, block) -> None:
+    """Vectorize the block's innermost loop by at most one zmm of int32: wider vectors (a whole
+    tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile."""
+    loop = sch.get_loops(block)[-1]
+    extent = int(sch.get(loop).extent)
+    width = max(d for d in divisors(extent) if d <= intrin.LANES)
+    if width < extent:
+        loop = sch.split(loop, [None, width])[1]
+    sch.vectorize(loop)
+
+
+def _parallel_stage(sch, block, cores: int) -> None:
+    """A packing stage: outer loops fused and spread over the cores, the innermost (the 4 or 16
+    elements of one group) unrolled, the one above it left as a plain loop that LLVM vectorizes.
+    Fusing every outer loop instead costs a div/mod per element: 25x slower on conv2d's data."""
     loops = sch.get_loops(block)
-    sch.parallel(sch.fuse(*loops[:-1]) if len(loops) > 1 else loops[0])
+    if len(loops) == 1:
+        sch.parallel(loops[0])
+        return
+    outer, chunks = [], 1
+    for loop in loops[:-2]:
+        if chunks >= 4 * cores:
+            break
+        outer.append(loop)
+        chunks *= int(sch.get(loop).extent)
+    if outer:
+        sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
+    sch.unroll(loops[-1])
 
 
 def _tile_factors(lay: Layout, point: Point) -> dict[str, list[int]]:
@@ -351,35 +393,36 @@ def weight_layout(hint) -> BlockedLayout:
 
 @dataclass(frozen=True)
 class _WeightLayout:
-    """BlockedLayout over TVM index expressions: (..., R, ..., L, ...) -> (L/16, *others, R/4, 16, 4)."""
+    """A BlockedLayout over TVM index expressions: (..., R, ..., L, ...) -> (L/lanes, *others, R/reduce,
+    lanes, reduce), or (*others, L/lanes, R/reduce, lanes, reduce) when ``others_first``."""
 
     logical_shape: tuple[int, ...]
-    reduce_dim: int
-    lane_dim: int
+    blocking: BlockedLayout
 
     @property
     def _others(self) -> list[int]:
-        return [d for d in range(len(self.logical_shape)) if d not in (self.reduce_dim, self.lane_dim)]
+        b = self.blocking
+        return [d for d in range(len(self.logical_shape)) if d not in (b.reduce_dim, b.lane_dim)]
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return blocked(self.reduce_dim, self.lane_dim).shape(self.logical_shape)
+        return self.blocking.shape(self.logical_shape)
 
     def packed(self, idx):
-        lane, red = idx[self.lane_dim], idx[self.reduce_dim]
-        return (
-            lane // intrin.LANES,
-            *(idx[d] for d in self._others),
-            red // intrin.REDUCE,
-            lane % intrin.LANES,
-            red % intrin.REDUCE,
-        )
+        b = self.blocking
+        lane, red = idx[b.lane_dim], idx[b.reduce_dim]
+        others = [idx[d] for d in self._others]
+        head = [*others, lane // b.lanes] if b.others_first else [lane // b.lanes, *others]
+        return (*head, red // b.reduce, lane % b.lanes, red % b.reduce)
 
     def logical(self, p):
+        b = self.blocking
+        n = len(self._others)
+        others, block = (p[:n], p[n]) if b.others_first else (p[1 : n + 1], p[0])
         idx = [None] * len(self.logical_shape)
-        idx[self.lane_dim] = p[0] * intrin.LANES + p[-2]
-        idx[self.reduce_dim] = p[-3] * intrin.REDUCE + p[-1]
-        for d, x in zip(self._others, p[1:-3]):
+        idx[b.lane_dim] = block * b.lanes + p[-2]
+        idx[b.reduce_dim] = p[-3] * b.reduce + p[-1]
+        for d, x in zip(self._others, others):
             idx[d] = x
         return idx
 

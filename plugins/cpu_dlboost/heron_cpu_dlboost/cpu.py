@@ -70,9 +70,12 @@ def llvm_host_cpu() -> str:
     return str(codegen.llvm_get_system_cpu())
 
 
-def llvm_cpu_has_vnni(mcpu: str) -> bool:
+def llvm_cpu_features(mcpu: str) -> set[str]:
     import tvm
     from tvm.target import codegen
 
-    features = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
-    return "avx512vnni" in {str(f) for f in features}
+    return {str(f) for f in codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))}
+
+
+def llvm_cpu_has_vnni(mcpu: str) -> bool:
+    return "avx512vnni" in llvm_cpu_features(mcpu)

@@ -1,0 +1,344 @@
+"""AMXContext: the Intel AMX schedule template and its rules.
+
+It is the dlboost template (``CPUContext``: operand packing stages, recorded operand uses,
+footprints, parallel rule) with AMX tiles in place of the 16x4 VNNI block:
+
+- the weight is packed VNNI-style, pairs of 4 (int8) or 2 (bf16) reduction elements per lane, with
+  the operator's other dimensions first: (*others, lanes/16, K/g, 16, g), so that one K step of a
+  lane block is ``tk`` rows of 64 contiguous bytes (an AMX B tile);
+- the data operand is laid out with its reduction dimension innermost (NCHW -> N,H+2p,W+2p,C,
+  padding included), so that an A tile is ``rows`` output positions x ``4*tk`` contiguous bytes;
+- an accumulator tile is ``rows`` x 16 (s32 or f32); an output whose lanes are not innermost
+  (NKPQ) is accumulated in a cache laid out with the lanes innermost (N,P,Q,K).
+
+Loop structure of the compute block (S = spatial axes, R = reduction axes):
+
+    [S0 fused, parallel] [S1] [R0] [S2] [R1 except the dot axis] [kc: R1 of the dot axis
+      [mt: S3 of the row axis] [nt: S3 of the lane axis] [rows] [16 lanes] [tk*g]]  <- one AMX call
+
+The bracketed nest is one micro-kernel call (amx_intrin): ``mt`` x ``nt`` accumulator tiles
+loaded from the accumulator, ``kc`` K steps of tile loads and ``tdpbusd``/``tdpbf16ps``, stored
+back. Rules (CP-SAT): tile factors multiply to the extents; accumulators + A + B tiles fit the 8
+tile registers; 2x2 accumulators and 8 K steps per call where the shape allows
+(a call's fixed cost: tile configuration, accumulator load and store); the operands of one
+call fit L1d, those of one S2 x R1 block plus its output tile L2; the parallel loop splits evenly
+or into many chunks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from heron_core.layout import BlockedLayout
+from heron_core.operator import numpy_dtype
+from heron_core.space import Point, SearchSpace, divisors
+from heron_cpu_dlboost import amx_intrin
+from heron_cpu_dlboost.context import (
+    REDUCE_LEVELS,
+    SPATIAL_LEVELS,
+    Axis,
+    CPUContext,
+    Layout,
+    _cap,
+    _parallel_stage,
+    _quantities,
+    _tile_factors,
+    parallel_rule,
+)
+
+if TYPE_CHECKING:
+    from heron_core.task import Task
+    from heron_cpu_dlboost.amx_target import AMXTarget
+
+MIN_ACCUMULATORS = 4  # 2x2: one tile load per tile product (1x2: 1.5, 1x1: 2), what L1 can feed
+MIN_K_STEPS = 8  # 2x2 x 8 steps: 32 tile products per accumulator load and store
+
+
+def kind_of(in_dtype: str) -> str:
+    return "bfloat16" if in_dtype == "bfloat16" else "int8"
+
+
+def largest_divisor(n: int, limit: int) -> int:
+    return max(d for d in divisors(n) if d <= limit)
+
+
+@dataclass(frozen=True)
+class AMXLayout(Layout):
+    """The compute's axes in AMX units: the row axis in tiles of ``rows``, the lane axis in 16s,
+    the dot axis in K steps of ``tk`` 4-byte groups (``g`` elements each)."""
+
+    row: str
+    lane: str
+    dot: str
+    rows: int
+    tk: int
+    g: int
+
+
+@dataclass(frozen=True)
+class ChannelsLast:
+    """(..., R, ...) -> (..., ..., R): the reduction dimension innermost, whole (A tile rows are contiguous)."""
+
+    logical_shape: tuple[int, ...]
+    reduce_dim: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        s = list(self.logical_shape)
+        return (*s[: self.reduce_dim], *s[self.reduce_dim + 1 :], s[self.reduce_dim])
+
+    def packed(self, idx):
+        return (*idx[: self.reduce_dim], *idx[self.reduce_dim + 1 :], idx[self.reduce_dim])
+
+    def logical(self, p):
+        return [*p[: self.reduce_dim], p[-1], *p[self.reduce_dim : -1]]
+
+
+class AMXContext(CPUContext):
+    def __init__(self, target: AMXTarget):
+        super().__init__(target)
+        self._steps: dict[str, int] = {}
+
+    # --- layouts (the CPUContext builds the compute on them) -----------------------------
+    def weight_blocking(self, task: Task) -> BlockedLayout:
+        hint = task.op.dot_hint
+        g = amx_intrin.DTYPES[kind_of(task.spec.in_dtype)][3]
+        return BlockedLayout(
+            reduce_dim=hint.weight_reduce_dim, lane_dim=hint.weight_lane_dim, lanes=amx_intrin.LANES, reduce=g, others_first=True
+        )
+
+    def data_layout(self, shape: tuple[int, ...], reduce_dim: int) -> ChannelsLast:
+        return ChannelsLast(shape, reduce_dim)
+
+    def layout_of(self, task: Task, out, read: dict) -> AMXLayout:
+        hint = task.op.dot_hint
+        g = amx_intrin.DTYPES[kind_of(task.spec.in_dtype)][3]
+        spatial = list(out.op.axis)
+        data_uses = read[hint.data].used
+        rows_of = [i for i, iv in enumerate(spatial) if i != hint.out_lane_axis and iv.var.name in data_uses]
+        if not rows_of:
+            from heron_core.errors import ConfigError
+
+            raise ConfigError(f"{task.op.name}: the AMX template needs an output axis that runs along the rows of '{hint.data}'")
+        row_i = rows_of[-1]
+        row_extent = int(spatial[row_i].dom.extent)
+        rows = largest_divisor(row_extent, amx_intrin.MAX_ROWS)
+        dot_extent = int(out.op.reduce_axis[hint.reduce_axis].dom.extent)
+        tk = largest_divisor(dot_extent // g, amx_intrin.ROW_BYTES // 4)
+        axes = []
+        for i, iv in enumerate(spatial):
+            inner = amx_intrin.LANES if i == hint.out_lane_axis else rows if i == row_i else 1
+            axes.append(Axis(iv.var.name, int(iv.dom.extent) // inner, inner, True))
+        for i, iv in enumerate(out.op.reduce_axis):
+            inner = tk * g if i == hint.reduce_axis else 1
+            axes.append(Axis(iv.var.name, int(iv.dom.extent) // inner, inner, False))
+        names = {a.name for a in axes}
+        itemsize = {t.name: numpy_dtype(t.dtype).itemsize for t in task.op.tensors() if t.role != "output"}
+        return AMXLayout(
+            tuple(axes),
+            {n: frozenset(fn.used & names) for n, fn in read.items()},
+            itemsize,
+            row=spatial[row_i].var.name,
+            lane=spatial[hint.out_lane_axis].var.name,
+            dot=out.op.reduce_axis[hint.reduce_axis].var.name,
+            rows=rows,
+            tk=tk,
+            g=g,
+        )
+
+    def row_step(self, task: Task) -> int:
+        """How far apart (in rows of the data operand's packed layout) consecutive output rows read:
+        the convolution stride, 1 for matrix products."""
+        key = task.spec.model_dump_json()
+        if key not in self._steps:
+            import tvm
+            from tvm import s_tir
+            from tvm.sym.pattern import detect_linear_equation
+
+            compute, lay = self.compute(task), self.layout(task)
+            hint = task.op.dot_hint
+            sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
+            block = sch.get(sch.get_sblock(compute.out.op.name))
+            row_var = next(iv.var for iv in block.iter_vars if iv.var.name == f"v_{lay.row}")
+            region = next(r for r in block.reads if r.source.name in (hint.data, f"{hint.data}_pack"))
+            coef = detect_linear_equation(region.region[-2].min, [row_var])
+            if len(coef) != 2 or not isinstance(coef[0], tvm.tirx.IntImm) or int(coef[0]) < 1:
+                raise ValueError(f"{task.op.name}: rows of '{hint.data}' are not an affine function of {lay.row}")
+            self._steps[key] = int(coef[0])
+        return self._steps[key]
+
+    # --- the template --------------------------------------------------------------------
+    def define(self, task: Task, space: SearchSpace) -> None:
+        lay: AMXLayout = self.layout(task)
+        m = space.model
+        tiles = {}
+        for ax in lay.axes:
+            kind = "spatial" if ax.spatial else "reduction"
+            tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
+            if ax.spatial and ax.name not in (lay.row, lay.lane):
+                m.Add(tiles[ax.name][SPATIAL_LEVELS - 1] == 1)  # S3 is the tile grid: rows x lanes only
+        acc_levels = (0, 1, 2) if self._lane_last(task) else (0, 1)
+        space.knob(
+            "acc_level",
+            acc_levels,
+            "accumulate in a cache written back after the parallel loop (0), after each S1 tile (1), or in the output (2)",
+        )
+        for level in (1, 2):
+            space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
+        q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
+        row, lane, dot = (next(a for a in lay.axes if a.name == n) for n in (lay.row, lay.lane, lay.dot))
+        mt, nt, kc = tiles[lay.row][3], tiles[lay.lane][3], tiles[lay.dot][1]
+
+        # Tile registers: mt x nt accumulators, mt A tiles, nt B tiles.
+        acc_tiles = space.product([mt, nt], amx_intrin.TILES * amx_intrin.TILES)
+        m.Add(acc_tiles + mt + nt <= amx_intrin.TILES)
+        # Caches: the operands of one call in L1d; an S2 x R1 block's operands and output tile in L2.
+        m.Add(q["l1_bytes"] <= self.target.l1_bytes)
+        m.Add(q["l2_bytes"] <= self.target.l2_bytes)
+        total = int(np.prod([a.extent for a in lay.axes if a.spatial]))
+        cores = self.target.cores
+        if total >= cores and cores > 1:
+            parallel_rule(space, q["parallel_chunks"], cores)
+        # Preferences, kept where the shape leaves room for them: a call's fixed cost (tile
+        # configuration, accumulator load and store) spread over enough tile products.
+        best_grid = max(
+            (a * b for a in divisors(row.extent) for b in divisors(lane.extent) if a * b + a + b <= amx_intrin.TILES), default=1
+        )
+        _prefer(space, acc_tiles >= min(MIN_ACCUMULATORS, best_grid))
+        _prefer(space, kc >= min([d for d in divisors(dot.extent) if d >= MIN_K_STEPS], default=dot.extent))
+
+    def features(self, task: Task, point: Point) -> dict[str, float]:
+        lay: AMXLayout = self.layout(task)
+        tiles = _tile_factors(lay, point)
+        q = _quantities(lay, tiles, lambda xs: int(np.prod(xs)))
+        q.pop("acc_registers", None)
+        q.pop("b_registers", None)
+        spatial = [a for a in lay.axes if a.spatial]
+        reduce = [a for a in lay.axes if not a.spatial]
+        for level in range(SPATIAL_LEVELS):
+            q[f"spatial_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in spatial]))
+        for level in range(REDUCE_LEVELS):
+            q[f"reduce_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in reduce]))
+        mt, nt, kc = point[f"{lay.row}3"], point[f"{lay.lane}3"], point[f"{lay.dot}1"]
+        q["accumulator_tiles"] = mt * nt
+        q["tile_loads_per_dot"] = (mt + nt) / (mt * nt)
+        q["k_steps"] = kc
+        q["chunks_per_core"] = q["parallel_chunks"] / self.target.cores
+        q["balanced"] = float(q["parallel_chunks"] % self.target.cores == 0)
+        return {k: float(v) for k, v in q.items()}
+
+    def tile_shape(self, task: Task, point: Point) -> amx_intrin.TileShape:
+        lay: AMXLayout = self.layout(task)
+        return amx_intrin.TileShape(
+            kind_of(task.spec.in_dtype),
+            lay.rows,
+            point[f"{lay.row}3"],
+            point[f"{lay.lane}3"],
+            point[f"{lay.dot}1"],
+            lay.tk,
+            self.row_step(task),
+            lanes_first=[a.name for a in lay.axes].index(lay.lane) < [a.name for a in lay.axes].index(lay.row),
+        )
+
+    def apply(self, task: Task, point: Point):
+        import tvm
+        from tvm import s_tir
+
+        shape = self.tile_shape(task, point)
+        generic = self.target.params.microkernel == "generic"
+        name = amx_intrin.register(shape, generic=generic)
+        compute = self.compute(task)
+        lay: AMXLayout = compute.layout
+        sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
+        block = sch.get_sblock(compute.out.op.name)
+        factors = _tile_factors(lay, point)
+        inner = {lay.row: lay.rows, lay.lane: amx_intrin.LANES, lay.dot: lay.tk * lay.g}
+        tiles = {
+            ax.name: sch.split(loop, factors[ax.name] + ([inner[ax.name]] if ax.name in inner else []))
+            for ax, loop in zip(lay.axes, sch.get_loops(block))
+        }
+        spatial = [a.name for a in lay.axes if a.spatial]
+        reduce = [a.name for a in lay.axes if not a.spatial]
+        s = lambda lvl: [tiles[n][lvl] for n in spatial]  # noqa: E731
+
+        def s_ordered(level):
+            loops = s(level)
+            if point[f"lane_first_{level}"]:
+                first = tiles[lay.lane][level]
+                return [first, *(x for x in loops if not x.same_as(first))]
+            return loops
+
+        nest = {
+            "ks": tiles[lay.dot][1],
+            "i": tiles[lay.row][3],
+            "j": tiles[lay.lane][3],
+            "r": tiles[lay.row][4],
+            "lane": tiles[lay.lane][4],
+            "kk": tiles[lay.dot][2],
+        }
+        micro = [nest[n] for n in amx_intrin.micro_loops(shape)]
+        units = [loop for n, loop in nest.items() if n not in amx_intrin.micro_loops(shape)]
+        sch.reorder(
+            *s(0),
+            *s_ordered(1),
+            *[tiles[n][0] for n in reduce],
+            *s_ordered(2),
+            *[tiles[n][1] for n in reduce if n != lay.dot],
+            *[tiles[n][3] for n in spatial if n not in (lay.row, lay.lane)],
+            *units,
+            *micro,
+        )
+        acc = None
+        if point["acc_level"] < 2:
+            acc = sch.cache_write(block, 0, "global")
+            lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
+            if lane_dim != rank - 1:  # accumulator tiles are rows x 16 contiguous lanes: lanes innermost
+                sch.transform_layout(block, ("write", 0), lambda *i: (*i[:lane_dim], *i[lane_dim + 1 :], i[lane_dim]))
+            sch.reverse_compute_at(acc, [s(0), s_ordered(1)][point["acc_level"]][-1])
+        outer = sch.fuse(*s(0))
+        sch.parallel(outer)
+        if acc is not None:
+            sch.vectorize(sch.get_loops(acc)[-1])
+        sch.decompose_reduction(block, tiles[reduce[0]][0])
+        sch.tensorize(micro[0], name)
+        for stage in compute.stages:
+            _parallel_stage_amx(sch, sch.get_sblock(stage), self.target.cores)
+        if generic:
+            return sch.mod
+        return amx_intrin.with_tile_config(sch.mod, sch.get(outer).loop_var.name, shape)
+
+    @staticmethod
+    def _lane_last(task: Task) -> bool:
+        return task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+
+
+def _prefer(space: SearchSpace, rule) -> None:
+    """Add ``rule`` unless it would leave the space empty."""
+    from ortools.sat.python import cp_model
+
+    ct = space.model.Add(rule)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_time_in_seconds = 10.0
+    solver.parameters.catch_sigint_signal = False
+    if solver.Solve(space.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        space.model.Proto().constraints[ct.Index()].clear_linear()  # an empty constraint: always true
+
+
+def _parallel_stage_amx(sch, block, cores: int) -> None:
+    """A packing stage: the weight's (innermost: a group of g) as dlboost's; the data's (innermost: the
+    whole reduction dimension, e.g. C) with its outer loops fused and spread, the inner copy left to LLVM."""
+    loops = sch.get_loops(block)
+    if len(loops) == 1 or int(sch.get(loops[-1]).extent) <= amx_intrin.LANES:
+        _parallel_stage(sch, block, cores)
+        return
+    outer, chunks = [], 1
+    for loop in loops[:-1]:
+        if chunks >= 4 * cores:
+            break
+        outer.append(loop)
+        chunks *= int(sch.get(loop).extent)
+    sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])

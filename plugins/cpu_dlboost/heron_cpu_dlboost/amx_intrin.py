@@ -1,0 +1,266 @@
+"""Intel AMX micro-kernels: a block of up to 2x2 accumulator tiles swept over a run of K steps.
+
+One call computes C[mt*rows, nt*16] += A[mt*rows, kc*tk*g] x B[nt, kc*tk, 16, g]:
+
+- A: ``rows`` rows (any row stride) of ``4*tk`` bytes per K step: u8, or bf16 pairs;
+- B: the weight packed VNNI-style, (lane blocks of 16, K/g, 16, g) with g = 4 (int8) or 2 (bf16),
+  so that one K step of a 16-lane block is ``tk`` rows of 64 contiguous bytes;
+- C: s32 (tdpbusd) or f32 (tdpbf16ps), ``rows`` x 16 per tile, any row stride.
+
+Tile registers: accumulators 0 .. mt*nt-1, then the A tiles, then the B tiles (at most 8 in
+all). A call loads the accumulators from C, runs ``kc`` K steps of tile loads and ``tdpbusd`` /
+``tdpbf16ps`` and stores the accumulators back. The tile configuration (``ldtilecfg``: palette 1,
+each register's rows and bytes per row) is loaded once per iteration of the kernel's parallel loop,
+by a block that ``with_tile_config`` puts there (it serializes the tile pipeline: once per call
+would cost every call a drain). Everything is emitted through LLVM's x86 AMX intrinsics in their
+explicit-register form (``llvm.x86.ldtilecfg``, ``tileloadd64``, ``tdpbusd``, ``tdpbf16ps``,
+``tilestored64``): the ``.internal`` forms take ``x86_amx`` values, which a TVM expression cannot carry.
+
+TVM 0.27 has no AMX tensor intrinsic; intrinsics are registered on demand, one per shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LANES = 16  # int32 / fp32 columns of an accumulator tile
+ROW_BYTES = 64  # bytes per tile row
+MAX_ROWS = 16
+TILES = 8
+
+DTYPES = {
+    # in_dtype: (A dtype, B dtype, C dtype, elements per 4-byte group, LLVM dot intrinsic)
+    "int8": ("uint8", "int8", "int32", 4, "llvm.x86.tdpbusd"),
+    "bfloat16": ("bfloat16", "bfloat16", "float32", 2, "llvm.x86.tdpbf16ps"),
+}
+
+
+@dataclass(frozen=True)
+class TileShape:
+    """One micro-kernel: ``mt`` x ``nt`` accumulator tiles of ``rows`` x 16, ``kc`` K steps of
+    ``tk`` 4-byte groups each; ``kind`` 'int8' or 'bfloat16'."""
+
+    kind: str
+    rows: int
+    mt: int
+    nt: int
+    kc: int
+    tk: int
+    a_step: int = 1  # consecutive tile rows are a_step rows of A apart (a convolution's stride)
+    lanes_first: bool = False  # the compute's lane axis comes before its row axis (NKPQ outputs)
+
+    def __post_init__(self):
+        if not (1 <= self.rows <= MAX_ROWS and 1 <= self.tk <= ROW_BYTES // 4):
+            raise ValueError(f"tile rows {self.rows} / K groups {self.tk} out of range")
+        if self.mt * self.nt + self.mt + self.nt > TILES:
+            raise ValueError(f"{self.mt}x{self.nt} accumulators need more than {TILES} tile registers")
+
+    @property
+    def group(self) -> int:
+        return DTYPES[self.kind][3]
+
+    @property
+    def name(self) -> str:
+        order = "_nm" if self.lanes_first else ""
+        return f"heron_amx_{self.kind}_r{self.rows}s{self.a_step}_m{self.mt}_n{self.nt}_k{self.kc}x{self.tk}{order}"
+
+    def config_bytes(self) -> list[int]:
+        """The 64-byte LDTILECFG operand: palette 1, bytes per row (u16) and rows (u8) per register."""
+        cfg = [0] * 64
+        cfg[0] = 1
+        shapes = (
+            [(self.rows, 4 * LANES)] * (self.mt * self.nt)  # accumulators: rows x 16 dwords
+            + [(self.rows, 4 * self.tk)] * self.mt  # A: rows x tk groups
+            + [(self.tk, ROW_BYTES)] * self.nt  # B: tk rows x 16 lanes x 4 bytes
+        )
+        for reg, (rows, colsb) in enumerate(shapes):
+            cfg[16 + 2 * reg], cfg[17 + 2 * reg] = colsb & 0xFF, colsb >> 8
+            cfg[48 + reg] = rows
+        return cfg
+
+
+_registered: set[str] = set()
+
+
+def micro_loops(shape: TileShape) -> list[str]:
+    """The loops of one call, outer to inner, that the schedule keeps inside the tensorized nest:
+    loops of extent 1 (e.g. kc = 1) are left outside it, where they change nothing."""
+    loops = [
+        ("ks", shape.kc),
+        ("i", shape.mt),
+        ("j", shape.nt),
+        ("r", shape.rows),
+        ("lane", LANES),
+        ("kk", shape.tk * shape.group),
+    ]
+    return [name for name, extent in loops if extent > 1]
+
+
+def _desc(shape: TileShape):
+    """The computation one call performs, with exactly the loops the schedule tensorizes (TVMScript
+    built as text: a loop of extent 1 must be absent, not present and simplified away)."""
+    from tvm.script import from_source
+
+    a_dt, b_dt, c_dt, g, _ = DTYPES[shape.kind]
+    rows, mt, nt, kc, tk, step = shape.rows, shape.mt, shape.nt, shape.kc, shape.tk, shape.a_step
+    M, N, K = mt * rows, nt * LANES, kc * tk * g
+    MA = (M - 1) * step + 1
+    extent = {"ks": kc, "i": mt, "j": nt, "r": rows, "lane": LANES, "kk": tk * g}
+    loops = micro_loops(shape)
+    term = lambda name, scale: f"{name} * {scale}" if name in loops else None  # noqa: E731
+
+    def binding(*terms):
+        return " + ".join(t for t in terms if t) or "0"
+
+    vm = binding(term("i", rows), "r" if "r" in loops else None)
+    vn = binding(term("j", LANES), "lane")
+    vk = binding(term("ks", tk * g), "kk")
+    axes = [f"vm = T.axis.spatial({M}, {vm})", f"vn = T.axis.spatial({N}, {vn})"]
+    axes = "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+    src = f"""
+# from tvm.script import tirx as T
+@T.prim_func(s_tir=True)
+def desc(a: T.handle, b: T.handle, c: T.handle):
+    A = T.match_buffer(a, ({MA}, {K}), "{a_dt}", offset_factor=1)
+    B = T.match_buffer(b, ({nt}, {kc * tk}, {LANES}, {g}), "{b_dt}", offset_factor=1)
+    C = T.match_buffer(c, ({M}, {N}), "{c_dt}", offset_factor=1)
+    with T.sblock("root"):
+        T.reads(C[0:{M}, 0:{N}], A[0:{MA}, 0:{K}], B[0:{nt}, 0:{kc * tk}, 0:{LANES}, 0:{g}])
+        T.writes(C[0:{M}, 0:{N}])
+        for {", ".join(loops)} in T.grid({", ".join(str(extent[n]) for n in loops)}):
+            with T.sblock("update"):
+                {axes}
+                vk = T.axis.reduce({K}, {vk})
+                C[vm, vn] = C[vm, vn] + T.Cast("{c_dt}", A[vm * {step}, vk]) * T.Cast(
+                    "{c_dt}", B[vn // {LANES}, vk // {g}, vn % {LANES}, vk % {g}]
+                )
+"""
+    return from_source(src)
+
+
+def register(shape: TileShape, generic: bool = False) -> str:
+    """Register (once per process) the tensor intrinsic for ``shape``; returns its name.
+    ``generic``: the same computation in plain vector code, for checking schedules on CPUs
+    without AMX (correct, not fast)."""
+    name = shape.name + ("_generic" if generic else "")
+    if name in _registered:
+        return name
+    from tvm import s_tir
+    from tvm.script import tirx as T
+
+    a_dt, b_dt, c_dt, g, dot = DTYPES[shape.kind]
+    rows, mt, nt, kc, tk, step = shape.rows, shape.mt, shape.nt, shape.kc, shape.tk, shape.a_step
+    M, N, K = mt * rows, nt * LANES, kc * tk * g
+    MA = (M - 1) * step + 1  # rows of A a call spans
+    itemsize = 4 // g
+    acc, a0, b0 = 0, mt * nt, mt * nt + mt
+
+    desc = _desc(shape)
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda = T.int32()
+        ldb = T.int32()
+        ldc = T.int32()
+        A = T.match_buffer(a, (MA, K), a_dt, offset_factor=1, strides=[lda, 1])
+        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
+        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
+        with T.sblock("root"):
+            T.reads(C[0:M, 0:N], A[0:MA, 0:K], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.writes(C[0:M, 0:N])
+            for i in T.unroll(mt):
+                for j in T.unroll(nt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(acc + i * nt + j),
+                            T.address_of(C[i * rows, j * LANES]),
+                            T.int64(ldc * 4),
+                        )
+                    )
+            for ks in T.serial(kc):
+                for i in T.unroll(mt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(a0 + i),
+                            T.address_of(A[i * rows * step, ks * tk * g]),
+                            T.int64(lda * step * itemsize),
+                        )
+                    )
+                for j in T.unroll(nt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(b0 + j),
+                            T.address_of(B[j, ks * tk, 0, 0]),
+                            T.int64(ROW_BYTES),
+                        )
+                    )
+                for i in T.unroll(mt):
+                    for j in T.unroll(nt):
+                        T.evaluate(T.call_llvm_intrin("void", dot, T.uint8(acc + i * nt + j), T.uint8(a0 + i), T.uint8(b0 + j)))
+            for i in T.unroll(mt):
+                for j in T.unroll(nt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tilestored64",
+                            T.uint8(acc + i * nt + j),
+                            T.address_of(C[i * rows, j * LANES]),
+                            T.int64(ldc * 4),
+                        )
+                    )
+
+    @T.prim_func(s_tir=True)
+    def generic_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda = T.int32()
+        ldb = T.int32()
+        ldc = T.int32()
+        A = T.match_buffer(a, (MA, K), a_dt, offset_factor=1, strides=[lda, 1])
+        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
+        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
+        with T.sblock("root"):
+            T.reads(C[0:M, 0:N], A[0:MA, 0:K], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.writes(C[0:M, 0:N])
+            for i, j, r, kk in T.grid(mt, nt, rows, K):
+                for lane in T.vectorized(LANES):
+                    C[i * rows + r, j * LANES + lane] = C[i * rows + r, j * LANES + lane] + T.cast(
+                        A[(i * rows + r) * step, kk], c_dt
+                    ) * T.cast(B[j, kk // g, lane, kk % g], c_dt)
+
+    s_tir.TensorIntrin.register(name, desc, generic_impl if generic else impl, override=True)
+    _registered.add(name)
+    return name
+
+
+def with_tile_config(mod, loop_name: str, shape: TileShape):
+    """``mod`` with the tile configuration of ``shape`` loaded at the top of the body of the loop
+    named ``loop_name`` (the kernel's parallel loop: every thread that runs tiles loads it).
+
+    s_tir has no primitive that adds a statement to a loop body, so this edits the module's
+    TVMScript, which round-trips exactly, and parses it back.
+    """
+    from tvm.script import from_source
+
+    cfg = shape.config_bytes()
+    words = [int.from_bytes(bytes(cfg[8 * w : 8 * w + 8]), "little") for w in range(8)]
+    lines = mod.script().splitlines()
+    heads = [i for i, line in enumerate(lines) if line.lstrip().startswith(f"for {loop_name} in T.parallel(")]
+    if len(heads) != 1:
+        raise ValueError(f"no single parallel loop '{loop_name}' to load the AMX tile configuration in")
+    indent = " " * (len(lines[heads[0]]) - len(lines[heads[0]].lstrip()) + 4)
+    block = [
+        'with T.sblock("amx_tile_config"):',
+        "    T.reads()",
+        "    T.writes()",
+        '    tile_cfg = T.alloc_local((8,), "uint64")',
+        *(f"    tile_cfg[{w}] = T.uint64({word})" for w, word in enumerate(words)),
+        '    T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", '
+        'T.tvm_access_ptr(T.type_annotation("uint64"), tile_cfg.data, 0, 8, 1))',
+    ]
+    lines[heads[0] + 1 : heads[0] + 1] = [indent + line for line in block]
+    return from_source("\n".join(lines))

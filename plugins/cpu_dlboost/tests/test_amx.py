@@ -1,0 +1,147 @@
+"""Target ``amx``: codegen is checked on any x86 machine (the assembly of sampled points holds the AMX
+instructions), schedules are checked for correctness everywhere with the generic micro-kernel,
+and the AMX kernels themselves run only where the CPU has AMX."""
+
+import random
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from heron_core import process, tvm_compat
+from heron_core.errors import TargetUnavailable
+from heron_core.layout import BlockedLayout
+from heron_core.runner import LocalRunner, LocalRunnerParams
+from heron_core.space import SearchSpace
+from heron_core.task import PluginRef, Task, TaskSpec
+from heron_cpu_dlboost import amx_intrin
+from heron_cpu_dlboost.cpu import CPUInfo, host_cpu
+
+HAS_AMX = {"amx_tile", "amx_int8", "amx_bf16"} <= host_cpu().flags
+NO_AMX = "this CPU has no AMX (amx_tile/amx_int8/amx_bf16 not in /proc/cpuinfo): AMX kernels cannot run here"
+OUT = {"int8": "int32", "bfloat16": "float32"}
+CONV = {"N": 1, "C": 64, "H": 8, "W": 8, "K": 32, "R": 3, "S": 3, "stride": 1, "pad": 1}
+
+
+def task(op, shape, in_dtype="int8", **target) -> Task:
+    ref = PluginRef(name="amx", params={"num_cores": 2, **target})
+    return Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype=in_dtype, out_dtype=OUT[in_dtype]))
+
+
+def test_tile_configuration_bytes():
+    cfg = amx_intrin.TileShape("int8", rows=14, mt=1, nt=2, kc=4, tk=8).config_bytes()
+    assert len(cfg) == 64 and cfg[0] == 1 and cfg[1] == 0  # palette 1, start row 0
+    colsb = [cfg[16 + 2 * r] | cfg[17 + 2 * r] << 8 for r in range(8)]
+    rows = cfg[48:56]
+    # 2 accumulators (14 x 16 dwords), 1 A tile (14 rows x 8 groups of 4 bytes), 2 B tiles (8 rows x 64 bytes)
+    assert colsb == [64, 64, 32, 64, 64, 0, 0, 0] and list(rows) == [14, 14, 14, 8, 8, 0, 0, 0]
+    with pytest.raises(ValueError, match="tile registers"):
+        amx_intrin.TileShape("int8", rows=16, mt=2, nt=3, kc=1, tk=16)
+
+
+def test_weight_packed_with_other_dimensions_first():
+    w = np.arange(32 * 8 * 3, dtype=np.int32).reshape(32, 8, 3)  # (lanes N, reduction K, other)
+    p = BlockedLayout(reduce_dim=1, lane_dim=0, lanes=16, reduce=2, others_first=True).pack(w)
+    assert p.shape == (3, 2, 4, 16, 2)
+    for n, k, o in np.ndindex(w.shape):
+        assert p[o, n // 16, k // 2, n % 16, k % 2] == w[n, k, o]
+
+
+def test_refuses_a_cpu_without_amx():
+    t = task("gemm", {"M": 32, "K": 64, "N": 32})
+    t.target.cpu = CPUInfo("Zen 4", frozenset({"avx512f", "avx512_vnni"}), 2, 32768, 1 << 20)
+    with pytest.raises(TargetUnavailable, match=r"needs Intel AMX.*Zen 4.*'amx_tile'.*microkernel=generic"):
+        t.target.check_host()
+    task("gemm", {"M": 32, "K": 64, "N": 32}, microkernel="generic").target.check_host()
+
+
+@pytest.mark.skipif(HAS_AMX, reason="this CPU has AMX: the refusal cannot be seen here")
+def test_cli_refuses_and_plugins_says_why():
+    heron = [sys.executable, "-m", "heron_core.cli"]
+    proc = subprocess.run([*heron, "tune", "--target", "amx", "--trials", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "needs Intel AMX" in proc.stderr
+    listing = subprocess.run([*heron, "plugins"], capture_output=True, text=True, timeout=120).stdout
+    assert re.search(r"│ target\s*│ amx\s*│.*│ no\s*│", listing), listing
+    assert "target 'amx' cannot run on this machine: target 'amx' needs Intel AMX" in " ".join(listing.split())
+
+
+def test_unknown_or_refused_process_setup_is_an_error():
+    with pytest.raises(process.ProcessSetupError, match="unknown process set-up 'x'"):
+        process.prepare(["x"])
+    if not HAS_AMX:
+        with pytest.raises(process.ProcessSetupError, match="refused this process the AMX tile registers"):
+            process.request_amx_tiledata()
+
+
+@pytest.mark.parametrize(
+    "op,shape,in_dtype",
+    [
+        ("gemm", {"M": 64, "K": 256, "N": 64}, "int8"),
+        ("dense", {"M": 32, "K": 128, "N": 48}, "int8"),
+        ("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "int8"),
+        ("conv2d", CONV, "int8"),
+        ("gemm", {"M": 32, "K": 128, "N": 32}, "bfloat16"),
+        ("conv2d", {**CONV, "R": 1, "S": 1, "stride": 2, "pad": 0}, "bfloat16"),
+    ],
+)
+def test_sampled_points_compile_to_amx(op, shape, in_dtype):
+    t = task(op, shape, in_dtype, mcpu="sapphirerapids")
+    (point,) = SearchSpace(t).sample(1, random.Random(7))
+    asm = tvm_compat.assembly(tvm_compat.build(t.context.apply(t, point), t.target.tvm_target()))
+    dot = "tdpbusd" if in_dtype == "int8" else "tdpbf16ps"
+    for ins in ("ldtilecfg", "tileloadd", dot, "tilestored"):
+        assert re.search(rf"\b{ins}\b", asm), f"no {ins} in the assembly of {point}"
+    # the tile configuration is loaded per parallel chunk, not per micro-kernel call
+    assert len(re.findall(r"\bldtilecfg\b", asm)) < len(re.findall(rf"\b{dot}\b", asm))
+
+
+def test_every_sampled_point_respects_the_tile_rules():
+    t = task("gemm", {"M": 256, "K": 1024, "N": 128})
+    l1 = t.target.l1_bytes
+    for point in SearchSpace(t).sample(20, random.Random(3)):
+        mt, nt = point["i3"], point["j3"]
+        assert mt * nt + mt + nt <= amx_intrin.TILES
+        assert mt * nt == 4 and point["k1"] >= 8  # the preferences this shape leaves room for
+        assert t.context.features(t, point)["l1_bytes"] <= l1
+
+
+def _run_all(t: Task, n: int, seed: int):
+    points = SearchSpace(t).sample(n, random.Random(seed))
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(t, points))
+    assert len(results) == len(points)
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+@pytest.mark.parametrize(
+    "op,shape,in_dtype",
+    [
+        ("gemm", {"M": 48, "K": 128, "N": 32}, "int8"),
+        ("bmm", {"batch": 2, "M": 16, "K": 64, "N": 32}, "bfloat16"),
+        ("conv2d", {**CONV, "H": 14, "W": 14, "R": 1, "S": 1, "stride": 2, "pad": 0}, "int8"),
+    ],
+)
+def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype):
+    """Property: every point of the space is a correct kernel (the same template, plain vector code)."""
+    _run_all(task(op, shape, in_dtype, microkernel="generic"), 3, sum(shape.values()))
+
+
+@pytest.mark.skipif(not HAS_AMX, reason=NO_AMX)
+@pytest.mark.parametrize(
+    "op,shape,in_dtype",
+    [
+        ("gemm", {"M": 64, "K": 256, "N": 64}, "int8"),
+        ("dense", {"M": 32, "K": 128, "N": 48}, "int8"),
+        ("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "int8"),
+        ("conv2d", CONV, "int8"),
+        ("conv2d", {**CONV, "H": 14, "W": 14, "R": 1, "S": 1, "stride": 2, "pad": 0}, "int8"),
+        ("gemm", {"M": 32, "K": 128, "N": 32}, "bfloat16"),
+        ("conv2d", CONV, "bfloat16"),
+    ],
+)
+def test_amx_kernels_are_correct(op, shape, in_dtype):
+    t = task(op, shape, in_dtype)
+    t.target.check_host()
+    _run_all(t, 4, 1)
