@@ -32,6 +32,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--metaschedule", action="store_true", help="also tune each case with MetaSchedule (slow)")
     ap.add_argument("--no-vendor", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--db", default=None, help="records database (default: a fresh one); an existing one resumes")
+    ap.add_argument("--merge", action="store_true", help="keep the other cases already in the results file")
     return ap.parse_args()
 
 
@@ -82,7 +84,7 @@ def run_case(text: str, db: str, peak: float) -> dict:
     outcome, wall = tune_single(cfg)
     task = outcome.task
     ops = task.op.op_count()
-    lat = statistics.median(retime(task, outcome.best.point))
+    lat = statistics.median(retime(task, outcome.best.point, outcome.best.latency_s))
     row = {
         "case": text,
         "workload": task.workload_key,
@@ -161,9 +163,13 @@ def chart(rows: list[dict], path: str) -> None:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     xs = range(len(rows))
-    bars = ((-0.2, "speedup_vs_vendor_vnni", "vs vendor (VNNI only)"), (0.2, "speedup_vs_vendor_native", "vs vendor (as is)"))
-    for offset, key, label in bars:
-        ax.bar([x + offset for x in xs], [r.get(key, 0) for r in rows], width=0.4, label=label)
+    bars = [("speedup_vs_vendor_vnni", "vs vendor (VNNI only)"), ("speedup_vs_vendor_native", "vs vendor (as is)")]
+    if all(r.get("vendor_vnni") == r.get("vendor_native") for r in rows):  # no AMX: the same run
+        bars = [("speedup_vs_vendor_native", "vs vendor (its own choice: VNNI on this CPU)")]
+    width = 0.8 / len(bars)
+    for i, (key, label) in enumerate(bars):
+        offset = (i - (len(bars) - 1) / 2) * width
+        ax.bar([x + offset for x in xs], [r.get(key, 0) for r in rows], width=width, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(list(xs), [r["case"].split(":")[1][:12] for r in rows], rotation=60, fontsize=7)
     ax.set_ylabel("Heron speedup (x)")
@@ -174,11 +180,15 @@ def chart(rows: list[dict], path: str) -> None:
 
 def main() -> None:
     os.makedirs(ARGS.out, exist_ok=True)
-    db = os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
+    db = ARGS.db or os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
     peak = {"1": measure_peak(1), str(ARGS.cores): measure_peak(ARGS.cores)}
     info = machine()
     print(f"VNNI peak: {peak['1']:.0f} GOPS on 1 core, {peak[str(ARGS.cores)]:.0f} on {ARGS.cores}", flush=True)
     rows = []
+    stem = os.path.join(ARGS.out, f"operators_{info['llvm_cpu']}_{ARGS.cores}c")
+    if ARGS.merge and os.path.exists(stem + ".json"):
+        with open(stem + ".json") as f:
+            rows = [r for r in json.load(f)["cases"] if r["case"] not in ARGS.cases]
     for text in ARGS.cases:
         rows.append(run_case(text, db, peak[str(ARGS.cores)]))
         print(json.dumps(rows[-1]), flush=True)

@@ -146,7 +146,7 @@ class SearchSpace:
         status = solver.Solve(model)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return None
-        return {n: int(solver.Value(self._var(model, n))) for n in self.knobs}
+        return {n: int(solver.Value(k.var)) for n, k in self.knobs.items()}  # same proto indices in the copy
 
     def _var(self, model: cp_model.CpModel, name: str) -> cp_model.IntVar:
         return model.GetIntVarFromProtoIndex(self.knobs[name].var.Index())
