@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
-
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_cpu_dlboost import amx_intrin
 from heron_cpu_dlboost.amx_context import AMXContext, kind_of
 from heron_cpu_dlboost.cpu import llvm_cpu_features
-from heron_cpu_dlboost.target import DLBoostTarget
+from heron_cpu_dlboost.target import CPUParams, DLBoostTarget
 
 # in_dtype -> (out_dtype, /proc/cpuinfo flag, LLVM feature)
 DTYPES = {
@@ -21,17 +19,9 @@ DTYPES = {
 }
 
 
-class AMXParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mcpu: str | None = None
-    """LLVM CPU to compile for; default: this machine's (as LLVM names it)."""
-    num_cores: PositiveInt | None = None
-    """Threads a kernel may use; default: the cores this process may run on."""
+class AMXParams(CPUParams):
     microkernel: Literal["amx", "generic"] = "amx"
     """'generic' computes the tile blocks without AMX: to check schedules on other CPUs."""
-    l1_kib: PositiveInt | None = None
-    l2_kib: PositiveInt | None = None
-    """Per-core cache capacities for the tiling rules; default: read from sysfs."""
 
 
 class AMXTarget(DLBoostTarget):

@@ -13,17 +13,22 @@ from heron_cpu_dlboost.context import CPUContext
 from heron_cpu_dlboost.cpu import host_cpu, llvm_cpu_has_vnni, llvm_host_cpu
 
 
-class DLBoostParams(BaseModel):
+class CPUParams(BaseModel):
+    """What every x86 target of this plugin is told about the host (each adds its ``microkernel``)."""
+
     model_config = ConfigDict(extra="forbid")
     mcpu: str | None = None
     """LLVM CPU to compile for; default: this machine's (as LLVM names it)."""
     num_cores: PositiveInt | None = None
     """Threads a kernel may use; default: the cores this process may run on."""
-    microkernel: Literal["vnni", "generic"] = "vnni"
-    """'generic' computes the 16x4 block without VNNI: to check schedules on other CPUs."""
     l1_kib: PositiveInt | None = None
     l2_kib: PositiveInt | None = None
     """Per-core cache capacities for the tiling rules; default: read from sysfs."""
+
+
+class DLBoostParams(CPUParams):
+    microkernel: Literal["vnni", "generic"] = "vnni"
+    """'generic' computes the 16x4 block without VNNI: to check schedules on other CPUs."""
 
 
 class DLBoostTarget(Target):

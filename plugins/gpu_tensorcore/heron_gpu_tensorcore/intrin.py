@@ -20,6 +20,25 @@ def _frag_index(buf, stride, rows, cols):
     return buf.elem_offset // stride // rows * (stride // cols) + buf.elem_offset % stride // cols
 
 
+def _copy_desc(rows: int, cols: int, dtype: str, src: str, dst: str):
+    """What a fragment load or store computes: a rows x cols tile copied from scope ``src`` to ``dst``."""
+    from tvm.script import tirx as T
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, (rows, cols), dtype, align=64, offset_factor=cols, scope=src)
+        C = T.match_buffer(c, (rows, cols), dtype, align=64, offset_factor=cols, scope=dst)
+        with T.sblock("root"):
+            T.reads(A[0:rows, 0:cols])
+            T.writes(C[0:rows, 0:cols])
+            for i, j in T.grid(rows, cols):
+                with T.sblock("copy"):
+                    vi, vj = T.axis.remap("SS", [i, j])
+                    C[vi, vj] = A[vi, vj]
+
+    return desc
+
+
 @cache
 def load(m: int, n: int, k: int, operand: str) -> str:
     """shared.dyn (row-major) -> wmma.matrix_a (m x k) or wmma.matrix_b (k x n)."""
@@ -29,17 +48,7 @@ def load(m: int, n: int, k: int, operand: str) -> str:
     rows, cols = (m, k) if operand == "a" else (k, n)
     scope = f"wmma.matrix_{operand}"
 
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (rows, cols), "float16", align=64, offset_factor=cols, scope=SHARED)
-        C = T.match_buffer(c, (rows, cols), "float16", align=64, offset_factor=cols, scope=scope)
-        with T.sblock("root"):
-            T.reads(A[0:rows, 0:cols])
-            T.writes(C[0:rows, 0:cols])
-            for i, j in T.grid(rows, cols):
-                with T.sblock("load"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    C[vi, vj] = A[vi, vj]
+    desc = _copy_desc(rows, cols, "float16", SHARED, scope)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, c: T.handle) -> None:
@@ -104,17 +113,7 @@ def store(m: int, n: int, k: int, dtype: str, scope: str) -> str:
     from tvm.s_tir import TensorIntrin
     from tvm.script import tirx as T
 
-    @T.prim_func(s_tir=True)
-    def desc(a: T.handle, c: T.handle) -> None:
-        A = T.match_buffer(a, (m, n), dtype, align=64, offset_factor=n, scope="wmma.accumulator")
-        C = T.match_buffer(c, (m, n), dtype, align=64, offset_factor=n, scope=scope)
-        with T.sblock("root"):
-            T.reads(A[0:m, 0:n])
-            T.writes(C[0:m, 0:n])
-            for i, j in T.grid(m, n):
-                with T.sblock("store"):
-                    vi, vj = T.axis.remap("SS", [i, j])
-                    C[vi, vj] = A[vi, vj]
+    desc = _copy_desc(m, n, dtype, "wmma.accumulator", scope)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, c: T.handle) -> None:
