@@ -30,6 +30,11 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--model", default="none")
     ap.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="build workers")
     ap.add_argument("--metaschedule", action="store_true", help="also tune each case with MetaSchedule (slow)")
+    ap.add_argument(
+        "--metaschedule-only",
+        action="store_true",
+        help="add MetaSchedule to the cases of an existing results file (same cores and trials), Heron not re-run",
+    )
     ap.add_argument("--no-vendor", action="store_true")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--db", default=None, help="records database (default: a fresh one); an existing one resumes")
@@ -108,11 +113,15 @@ def run_case(text: str, db: str, peak: float) -> dict:
             if "speedup_vs_vendor_native" in row:
                 row["speedup_vs_vendor_vnni"] = row["speedup_vs_vendor_native"]
     if ARGS.metaschedule:
-        ms = metaschedule(op, task.op.shape.model_dump())
-        row["metaschedule"] = ms
-        if "latency_ms" in ms:
-            row["speedup_vs_metaschedule"] = ms["latency_ms"] / row["heron_ms"]
+        add_metaschedule(row, op, task.op.shape.model_dump())
     return row
+
+
+def add_metaschedule(row: dict, op: str, shape: dict) -> None:
+    ms = metaschedule(op, shape)
+    row["metaschedule"] = ms
+    if ms.get("ok") and ms.get("correct"):
+        row["speedup_vs_metaschedule"] = ms["latency_s"] * 1e3 / row["heron_ms"]
 
 
 def geomean(values: list[float]) -> float | None:
@@ -166,11 +175,15 @@ def chart(rows: list[dict], path: str) -> None:
     bars = [("speedup_vs_vendor_vnni", "vs vendor (VNNI only)"), ("speedup_vs_vendor_native", "vs vendor (as is)")]
     if all(r.get("vendor_vnni") == r.get("vendor_native") for r in rows):  # no AMX: the same run
         bars = [("speedup_vs_vendor_native", "vs vendor (its own choice: VNNI on this CPU)")]
+    if any("speedup_vs_metaschedule" in r for r in rows):
+        bars.append(("speedup_vs_metaschedule", "vs TVM MetaSchedule (same trials)"))
     width = 0.8 / len(bars)
     for i, (key, label) in enumerate(bars):
         offset = (i - (len(bars) - 1) / 2) * width
         ax.bar([x + offset for x in xs], [r.get(key, 0) for r in rows], width=width, label=label)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    if len(bars) > 2 or "metaschedule" in bars[-1][0]:
+        ax.set_yscale("log")
     ax.set_xticks(list(xs), [r["case"].split(":")[1][:12] for r in rows], rotation=60, fontsize=7)
     ax.set_ylabel("Heron speedup (x)")
     ax.legend()
@@ -178,8 +191,24 @@ def chart(rows: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def metaschedule_only(stem: str) -> None:
+    """MetaSchedule for ARGS.cases of an existing results file, written back after each case."""
+    with open(stem + ".json") as f:
+        doc = json.load(f)
+    ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
+    rows = doc["cases"]
+    for row in rows:
+        if row["case"] in ARGS.cases:
+            op, params = row["workload"].split("]")[0].split("[")
+            add_metaschedule(row, op, dict(kv.split("=") for kv in params.split(",")))
+            write(rows, doc["peak_gops"], doc["machine"])
+            print(json.dumps(row), flush=True)
+
+
 def main() -> None:
     os.makedirs(ARGS.out, exist_ok=True)
+    if ARGS.metaschedule_only:
+        return metaschedule_only(os.path.join(ARGS.out, f"operators_{machine()['llvm_cpu']}_{ARGS.cores}c"))
     db = ARGS.db or os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
     peak = {"1": measure_peak(1), str(ARGS.cores): measure_peak(ARGS.cores)}
     info = machine()

@@ -144,6 +144,11 @@ class Operator(ABC):
         """The element at ``idx`` of the ``constant`` tensor ``name``, as a TVM expression."""
         raise NotImplementedError(f"operator '{self.name}' defines no constant '{name}'")
 
+    def may_be_nonzero(self, name: str, lo: list, hi: list):
+        """For a ``constant`` tensor: a TVM condition that is false only when every element of the
+        box ``lo <= idx <= hi`` is zero (lets a target skip work on known zeros); None: unknown."""
+        return None
+
     def numpy_baseline(self, arrays: dict[str, np.ndarray]) -> Callable[[], object]:
         """A zero-argument callable computing the operator the fast numpy way (for speedups)."""
         return lambda: self.reference(arrays)

@@ -46,6 +46,9 @@ class Scan(Operator):
         dtype = self.tensor(name).dtype
         return tirx.Select(k <= n, tirx.const(1, dtype), tirx.const(0, dtype))
 
+    def may_be_nonzero(self, name, lo, hi):
+        return lo[1] <= hi[0]  # some k <= n in the box
+
     def compute(self, read):
         from tvm import te
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -149,6 +149,8 @@ class CPUContext(Context):
         for level in (1, 2):
             space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
+        for skip in self.skips(task):
+            space.knob(skip.knob, (0, 1), skip.doc)
         q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
         spatial = [a for a in lay.axes if a.spatial]
         lane = next(a for a in spatial if a.inner == intrin.LANES)
@@ -237,7 +239,48 @@ class CPUContext(Context):
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for stage in compute.stages:
             _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)
+        chosen = [skip for skip in self.skips(task) if point[skip.knob]]
+        if chosen:
+            _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), chosen, r(1)[0])
         return sch.mod
+
+    def skips(self, task: Task) -> list[Skip]:
+        """Micro-kernel calls the template may skip: those reading only the broadcast operand's
+        zero padding (per padded dimension), or a tile of a constant weight known to be zero."""
+        from tvm import tirx
+
+        op, hint = task.op, task.op.dot_hint
+        data = op.tensor(hint.data)
+        skips = [
+            Skip(
+                f"skip_pad_{d}",
+                f"skip the R1 sweeps that read only zero padding of {data.name} along dim {d}",
+                f"{data.name}_pack",
+                lambda lo, hi, d=d, first=first, n=n: tirx.all(hi[d] >= first, lo[d] < first + n),
+            )
+            for d, (n, (first, after, gap)) in enumerate(zip(data.shape, data.pad or ()))
+            if (first or after) and not gap and d != hint.data_reduce_dim
+        ]
+        weight = op.tensor(hint.weight)
+        corner = [0] * len(weight.shape)
+        if weight.role == "constant" and op.may_be_nonzero(weight.name, corner, corner) is not None:
+            layout = _WeightLayout(weight.padded_shape, self.weight_blocking(task))
+
+            def tiles_may_be_nonzero(lo, hi):
+                last = layout.logical(hi)
+                last[hint.weight_lane_dim] += intrin.LANES - 1
+                last[hint.weight_reduce_dim] += intrin.REDUCE - 1
+                return op.may_be_nonzero(weight.name, layout.logical(lo), last)
+
+            skips.append(
+                Skip(
+                    f"skip_zero_{weight.name}",
+                    f"skip the R1 sweeps whose tiles of the constant {weight.name} are all zeros",
+                    f"{weight.name}_pack",
+                    tiles_may_be_nonzero,
+                )
+            )
+        return skips
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
         hint = task.op.dot_hint
@@ -255,6 +298,45 @@ def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
     even = m.NewBoolVar("even_split")
     m.Add(rem == 0).OnlyEnforceIf(even)
     m.Add(chunks >= 4 * cores).OnlyEnforceIf(even.Not())
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Micro-kernel calls that may be skipped. ``test(lo, hi)`` gets the box of start indices of
+    the ``operand`` tiles that a group of calls reads and is false where they would only add zeros."""
+
+    knob: str
+    doc: str
+    operand: str
+    test: Callable[[list, list], object]
+
+
+def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
+    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest)
+    whose tiles are all zeros: the tests become the tensorized block's predicate, over the box
+    the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
+    from tvm import s_tir, tirx
+
+    loops = [sch.get(rv) for rv in sch.get_loops(block)]
+    first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
+    realize = loops[-1].body
+    loop_vars = [node.loop_var for node in loops]
+    outer = loop_vars[:first]
+
+    def box(starts, corner):
+        values = outer + [node.min + (node.extent - 1 if corner else 0) for node in loops[first:]]
+        return list(tirx.IndexMap(loop_vars, starts, None).map_indices(values))
+
+    conds = []
+    for skip in skips:
+        region = next(r.region for r in realize.block.reads if r.source.name == skip.operand)
+        iters = [iv.var for iv in realize.block.iter_vars]
+        starts = tirx.IndexMap(iters, [r.min for r in region], None).map_indices(list(realize.iter_values))
+        conds.append(skip.test(box(starts, 0), box(starts, 1)))
+    body = s_tir.SBlockRealize(realize.iter_values, tirx.all(realize.predicate, *conds), realize.block)
+    node = loops[-1]
+    new = tirx.For(node.loop_var, node.min, node.extent, node.kind, body, node.thread_binding, node.annotations)
+    sch.state.replace(sch.get_sref(sch.get_loops(block)[-1]), new)
 
 
 def _vectorize_innermost(sch, block) -> None:

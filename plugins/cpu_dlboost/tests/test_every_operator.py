@@ -37,3 +37,20 @@ def test_every_sampled_point_of_every_operator_is_correct(op):
     with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
         results = list(runner.run(task, points))
     assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+@pytest.mark.parametrize("op", ["conv3d", "conv2d", "scan"])
+def test_skipping_known_zeros_keeps_results_exact(op):
+    """Points that skip the micro-kernel calls reading only padding (convolutions) or zero tiles of
+    a constant (scan's mask) compute the same output, whatever the tiling around the test."""
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
+    task = Task(TaskSpec(target=ref, op=op, shape=SHAPES[op], in_dtype="int8", out_dtype="int32"))
+    space = SearchSpace(task)
+    skips = [k for k in space.knobs if k.startswith("skip_")]
+    assert skips, "no skippable calls declared"
+    points = space.sample(3, random.Random(1))
+    points = [{**p, **{k: 1 for k in skips}} for p in points]
+    assert all(space.is_valid(p) for p in points)
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(task, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
