@@ -39,6 +39,12 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     ap.add_argument("--db", default=None, help="records database (default: a fresh one); an existing one resumes")
     ap.add_argument("--merge", action="store_true", help="keep the other cases already in the results file")
+    ap.add_argument(
+        "--merge-rows",
+        metavar="FILE",
+        help="replace the results file's cases by those of FILE (a later run, same machine, cores and trials), "
+        "keeping their MetaSchedule results; nothing is measured",
+    )
     return ap.parse_args()
 
 
@@ -191,6 +197,41 @@ def chart(rows: list[dict], path: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def workload(row: dict) -> tuple[str, dict[str, int]]:
+    """A row's operator and shape, from its workload key (op[K=V,...]:dtypes)."""
+    op, params = row["workload"].split("]")[0].split("[")
+    return op, {k: int(v) for k, v in (kv.split("=") for kv in params.split(","))}
+
+
+def merge_rows(stem: str, path: str) -> None:
+    """The rows of a later run replace the results file's; MetaSchedule's figures stay (same trials)."""
+    from heron_core.registry import registry
+
+    with open(stem + ".json") as f:
+        doc = json.load(f)
+    with open(path) as f:
+        later = json.load(f)
+    if later["trials_per_case"] != doc["trials_per_case"] or later["machine"]["llvm_cpu"] != doc["machine"]["llvm_cpu"]:
+        sys.exit(f"{path} is not a run of the same machine and trial budget")
+    ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
+    peak = doc["peak_gops"][str(ARGS.cores)]
+    rows = {r["case"]: r for r in doc["cases"]}
+    for row in later["cases"]:
+        if "metaschedule" in rows.get(row["case"], {}):
+            row["metaschedule"] = rows[row["case"]]["metaschedule"]
+        rows[row["case"]] = row
+    for row in rows.values():  # GOPS from the current op counts (e.g. without padding taps)
+        op, shape = workload(row)
+        cls = registry().get("operator", op).factory
+        ops = cls(cls.Shape.model_validate(shape), "int8", "int32").op_count()
+        row["heron_gops"] = ops / row["heron_ms"] / 1e6
+        row["pct_of_peak"] = 100 * row["heron_gops"] / peak
+        ms = row.get("metaschedule", {})
+        if ms.get("ok") and ms.get("correct"):
+            row["speedup_vs_metaschedule"] = ms["latency_s"] * 1e3 / row["heron_ms"]
+    write(list(rows.values()), doc["peak_gops"], doc["machine"])
+
+
 def metaschedule_only(stem: str) -> None:
     """MetaSchedule for ARGS.cases of an existing results file, written back after each case."""
     with open(stem + ".json") as f:
@@ -199,16 +240,18 @@ def metaschedule_only(stem: str) -> None:
     rows = doc["cases"]
     for row in rows:
         if row["case"] in ARGS.cases:
-            op, params = row["workload"].split("]")[0].split("[")
-            add_metaschedule(row, op, dict(kv.split("=") for kv in params.split(",")))
+            add_metaschedule(row, *workload(row))
             write(rows, doc["peak_gops"], doc["machine"])
             print(json.dumps(row), flush=True)
 
 
 def main() -> None:
     os.makedirs(ARGS.out, exist_ok=True)
+    stem = os.path.join(ARGS.out, f"operators_{machine()['llvm_cpu']}_{ARGS.cores}c")
     if ARGS.metaschedule_only:
-        return metaschedule_only(os.path.join(ARGS.out, f"operators_{machine()['llvm_cpu']}_{ARGS.cores}c"))
+        return metaschedule_only(stem)
+    if ARGS.merge_rows:
+        return merge_rows(stem, ARGS.merge_rows)
     db = ARGS.db or os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
     peak = {"1": measure_peak(1), str(ARGS.cores): measure_peak(ARGS.cores)}
     info = machine()

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+
 from heron_core import tvm_compat
 from heron_core.errors import ConfigError, HeronError
 from heron_core.library import FORMAT
@@ -46,6 +48,7 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
     (out / script).write_text(mod.script())
     _verify(task, out / module, record)
     layouts = task.context.arg_layouts(task)
+    constants = task.context.constant_args(task)
     params = [
         {
             "name": t.name,
@@ -55,8 +58,12 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
             "layout": layouts[t.name].model_dump() if t.name in layouts else None,
             "kernel_shape": list(layouts[t.name].shape(t.shape) if t.name in layouts else t.shape),
         }
-        for t in [*task.op.inputs, task.op.output]
+        for t in [*task.op.inputs, *constants, task.op.output]
     ]
+    for param in params:
+        if param["role"] == "constant":  # the library passes it on every call
+            param["file"] = f"{stem}.{param['name']}.npy"
+            np.save(out / param["file"], task.op.constant_value(param["name"]))
     kind = task.target.tvm_target()["kind"]
     return {
         "workload_key": record.workload_key,

@@ -51,10 +51,11 @@ class Kernel:
         self.entry = entry
         self.name: str = entry["workload_key"]
         self.params: list[dict] = entry["params"]
-        self.inputs = [p for p in self.params if p["role"] != "output"]
+        self.inputs = [p for p in self.params if p["role"] in ("input", "weight")]
         self.output = next(p for p in self.params if p["role"] == "output")
         self.device = tvm_compat.device(entry["device"])
         self._fn = tvm_compat.load(str(root / entry["module"]))["main"]
+        self._constants = [self._to_device(p, np.load(root / p["file"])) for p in self.params if p["role"] == "constant"]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.inputs)
@@ -77,7 +78,7 @@ class Kernel:
             for p, a in zip(self.inputs, args)
         ]
         result = tvm_compat.to_device([np.zeros(self.output["shape"], numpy_dtype(self.output["dtype"]))], self.device)[0]
-        self._fn(*tensors, result)
+        self._fn(*tensors, *self._constants, result)
         if out is not None:
             out[...] = result.numpy()
             return out

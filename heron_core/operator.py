@@ -30,7 +30,9 @@ class TensorSpec:
 
     Roles: ``input`` (passed on every call), ``weight`` (passed too, but constant across
     calls in inference, so a target may pack it once, outside the timed kernel),
-    ``constant`` (not passed: :meth:`Operator.constant` defines its elements), ``output``.
+    ``constant`` (not passed by the caller: :meth:`Operator.constant` defines its elements for
+    targets that compute them in the kernel, :meth:`Operator.constant_value` for those that take
+    them as an argument materialized once, like a packed weight), ``output``.
     ``pad`` makes the compute see the tensor zero-padded (and zero-inserted), as convolutions do.
     """
 
@@ -142,6 +144,10 @@ class Operator(ABC):
 
     def constant(self, name: str, *idx):
         """The element at ``idx`` of the ``constant`` tensor ``name``, as a TVM expression."""
+        raise NotImplementedError(f"operator '{self.name}' defines no constant '{name}'")
+
+    def constant_value(self, name: str) -> np.ndarray:
+        """The ``constant`` tensor ``name`` as an array (equal to :meth:`constant` element-wise)."""
         raise NotImplementedError(f"operator '{self.name}' defines no constant '{name}'")
 
     def may_be_nonzero(self, name: str, lo: list, hi: list):

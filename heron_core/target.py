@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from heron_core.layout import BlockedLayout
 
 if TYPE_CHECKING:
+    from heron_core.operator import TensorSpec
     from heron_core.space import Point, SearchSpace
     from heron_core.task import Task
 
@@ -45,11 +46,19 @@ class Context(ABC):
         allclose); a target whose arithmetic is less precise than the reference's widens it."""
         return (1e-3, 1e-3)
 
+    def constant_args(self, task: Task) -> list[TensorSpec]:
+        """The operator's constants that the kernel takes as arguments after the inputs
+        (materialized once ahead of the calls, like packed weights) instead of computing them."""
+        return []
+
     def kernel_args(self, task: Task, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Logical numpy inputs -> the kernel's arguments (inputs in order, then a zeroed output)."""
+        """Logical numpy inputs -> the kernel's arguments (inputs in order, the constants it takes,
+        then a zeroed output)."""
         layouts = self.arg_layouts(task)
         out = task.op.output
-        args = [layouts[t.name].pack(arrays[t.name]) if t.name in layouts else arrays[t.name] for t in task.op.inputs]
+        logical = [(t.name, arrays[t.name]) for t in task.op.inputs]
+        logical += [(t.name, task.op.constant_value(t.name)) for t in self.constant_args(task)]
+        args = [layouts[name].pack(a) if name in layouts else a for name, a in logical]
         return [*args, np.zeros(out.shape, out.dtype)]
 
 

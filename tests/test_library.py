@@ -16,7 +16,7 @@ from heron_core.library import LibraryError
 def library(tmp_path_factory):
     root = tmp_path_factory.mktemp("lib")
     db = root / "records.db"
-    for op, shape in [("gemm", "M=16,K=32,N=32"), ("conv2d", "N=1,C=8,H=6,W=6,K=16,R=3,S=3,pad=1")]:
+    for op, shape in [("gemm", "M=16,K=32,N=32"), ("conv2d", "N=1,C=8,H=6,W=6,K=16,R=3,S=3,pad=1"), ("scan", "M=4,N=32,K=16")]:
         tune = f"tune --target dlboost --target-param microkernel={MICROKERNEL} --op {op} --shape {shape} --trials 3 --quiet"
         heron(*tune.split(), db=db, check=True)
     heron(
@@ -37,13 +37,14 @@ def library(tmp_path_factory):
     proc = heron("export", str(root / "lib"), "--op", "gemm", "--workload", "M=16,K=32", db=db, check=True)
     assert "exported gemm[M=16,K=32,N=32]" in proc.stdout
     heron("export", str(root / "lib"), "--op", "conv2d", db=db, check=True)  # added to the same library
+    heron("export", str(root / "lib"), "--op", "scan", db=db, check=True)
     return root, db
 
 
 def test_exported_kernels_compute_the_reference(library):
     root, _ = library
     manifest = json.loads((root / "lib" / "manifest.json").read_text())
-    assert [k["op"] for k in manifest["kernels"]] == ["gemm", "conv2d"]
+    assert [k["op"] for k in manifest["kernels"]] == ["gemm", "conv2d", "scan"]
     entry = manifest["kernels"][0]
     assert entry["latency_s"] > 0 and entry["record_id"] >= 1 and "apache-tvm" in entry["versions"]
     assert (root / "lib" / entry["script"]).read_text().startswith("# from tvm.script")
@@ -59,6 +60,10 @@ def test_exported_kernels_compute_the_reference(library):
     x = rng.integers(0, 256, (1, 8, 6, 6), dtype=np.uint8)
     w = rng.integers(-128, 128, (16, 8, 3, 3), dtype=np.int8)
     assert conv(x, w).shape == (1, 16, 6, 6)
+    scan = lib.find("scan")  # its mask travels with the library and is passed by it
+    assert [p["name"] for p in scan.inputs] == ["A"]
+    a = rng.integers(0, 256, (4, 16), dtype=np.uint8)
+    np.testing.assert_array_equal(scan(a), np.cumsum(a.astype(np.int32), axis=1)[:, np.minimum(np.arange(32), 15)])
 
 
 def test_wrong_arguments_get_clear_errors(library):

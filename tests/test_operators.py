@@ -106,3 +106,19 @@ def test_impossible_shapes_get_one_clear_message(name, shape, message):
     )
     with pytest.raises(ConfigError, match=message):
         Task(spec)
+
+
+def test_a_constant_is_the_same_computed_in_a_kernel_or_as_an_array():
+    from tvm import te
+
+    o = op("scan", **TINY["scan"])
+    (mask,) = o.constants
+    tensor = te.compute(mask.shape, lambda *i: o.constant(mask.name, *i))
+    import tvm
+
+    from heron_core import tvm_compat
+
+    exe = tvm_compat.build(tvm.IRModule({"main": te.create_prim_func([tensor])}), {"kind": "llvm"})
+    (result,) = tvm_compat.to_device([np.zeros(mask.shape, mask.dtype)], tvm_compat.device("cpu"))
+    exe.jit()["main"](result)
+    np.testing.assert_array_equal(result.numpy(), o.constant_value(mask.name))

@@ -102,5 +102,10 @@ class Convolution(Operator):
         return lambda: self._apply(arrays, np.float32)
 
     def op_count(self) -> int:
+        """Multiply-adds of the taps that read the input, not its zero padding."""
         s = self.shape
-        return 2 * s.N * s.K * s.C * int(np.prod(s.out_extents)) * int(np.prod(s.kernel_extents))
+        taps = [
+            sum(0 <= o * s.stride + r * s.dilation - s.pad < n for o in range(out) for r in range(k))
+            for n, k, out in zip(s.in_extents, s.kernel_extents, s.out_extents)
+        ]
+        return 2 * s.N * s.K * s.C * int(np.prod(taps))

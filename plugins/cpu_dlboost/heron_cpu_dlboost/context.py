@@ -87,8 +87,8 @@ class CPUContext(Context):
     def _build_compute(self, task: Task) -> Compute:
         """The operator's compute with the dot operands in micro-kernel layouts.
 
-        The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` argument is
-        passed packed (``kernel_args``), an ``input`` or ``constant`` is packed by a stage of the
+        The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` or ``constant``
+        argument is passed packed (``kernel_args``), an ``input`` is packed by a stage of the
         kernel. The data operand gets its reduction dimension innermost in groups of 4, padding
         included, by a stage of the kernel when its logical layout is not already so.
         """
@@ -97,13 +97,10 @@ class CPUContext(Context):
         op, hint = task.op, task.op.dot_hint
         args, read, stages = [], {}, []
         for t in [*op.inputs, *op.constants]:
-            if t.role == "constant":
-                source = padded(lambda *i, name=t.name: op.constant(name, *i), t)
-            else:
-                shape = self.weight_blocking(task).shape(t.shape) if _prepacked(t, hint) else t.shape
-                ph = te.placeholder(shape, t.dtype, name=t.name)
-                args.append(ph)
-                source = padded(lambda *i, ph=ph: ph[i], t)
+            shape = self.weight_blocking(task).shape(t.shape) if _prepacked(t, hint) else t.shape
+            ph = te.placeholder(shape, t.dtype, name=t.name)
+            args.append(ph)
+            source = padded(lambda *i, ph=ph: ph[i], t)
             if t.name == hint.weight and _prepacked(t, hint):
                 read[t.name] = _recording(ph, _WeightLayout(t.shape, self.weight_blocking(task)).packed)
                 continue
@@ -264,7 +261,7 @@ class CPUContext(Context):
         weight = op.tensor(hint.weight)
         corner = [0] * len(weight.shape)
         if weight.role == "constant" and op.may_be_nonzero(weight.name, corner, corner) is not None:
-            layout = _WeightLayout(weight.padded_shape, self.weight_blocking(task))
+            layout = _WeightLayout(weight.shape, self.weight_blocking(task))
 
             def tiles_may_be_nonzero(lo, hi):
                 last = layout.logical(hi)
@@ -276,11 +273,14 @@ class CPUContext(Context):
                 Skip(
                     f"skip_zero_{weight.name}",
                     f"skip the R1 sweeps whose tiles of the constant {weight.name} are all zeros",
-                    f"{weight.name}_pack",
+                    weight.name,
                     tiles_may_be_nonzero,
                 )
             )
         return skips
+
+    def constant_args(self, task: Task) -> list[TensorSpec]:
+        return task.op.constants
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
         hint = task.op.dot_hint
@@ -462,7 +462,7 @@ def _pack_stage(name: str, layout, source):
 
 
 def _prepacked(t: TensorSpec, hint) -> bool:
-    return t.name == hint.weight and t.role == "weight"
+    return t.name == hint.weight and t.role != "input"
 
 
 def blocked(reduce_dim: int, lane_dim: int) -> BlockedLayout:
