@@ -59,6 +59,84 @@ def peak_kernel(threads: int, iters: int, kind: str = "int8"):
     return peak, threads * iters * 4 * OPS[kind]
 
 
+def load_kernel(threads: int, iters: int, lda: int):
+    """The int8 2x2 step of the tuned kernels with its tile loads: every round loads 2 A tiles (rows
+    ``lda`` bytes apart) and 2 B tiles (64 bytes apart) from a per-thread block that stays in cache,
+    then runs the 4 tile products. Against ``peak_kernel``: what feeding the tiles from L1 costs."""
+    from tvm.script import tirx as T
+
+    from heron_cpu_dlboost.amx_intrin import TileShape, config_words
+
+    w = config_words(TileShape("int8", rows=16, mt=2, nt=2, kc=1, tk=16))
+    a_rows = 32 * lda // 64  # the A block: 32 rows of lda bytes, as 64-byte lines
+
+    @T.prim_func
+    def loads(
+        A: T.Buffer((threads, a_rows, 64), "uint8"),
+        B: T.Buffer((threads, 2, 16, 64), "int8"),
+        C: T.Buffer((threads, 4, 16, 16), "int32"),
+    ):
+        T.func_attr({"global_symbol": "main", "tirx.noalias": True})
+        for t in T.parallel(threads):
+            cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
+            for i in T.unroll(8):
+                cfg_buf[i] = T.uint64(0)
+            cfg_buf[0] = T.uint64(w[0])
+            cfg_buf[2] = T.uint64(w[2])
+            cfg_buf[3] = T.uint64(w[3])
+            cfg_buf[6] = T.uint64(w[6])
+            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
+            for c in T.unroll(4):
+                T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
+            for _ in range(iters):
+                for r in T.unroll(2):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(4 + r),
+                            T.address_of(A[t, r * 16 * lda // 64, 0]),
+                            T.int64(lda),
+                        )
+                    )
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void", "llvm.x86.tileloadd64", T.uint8(6 + r), T.address_of(B[t, r, 0, 0]), T.int64(64)
+                        )
+                    )
+                for c in T.unroll(4):
+                    T.evaluate(
+                        T.call_llvm_intrin("void", "llvm.x86.tdpbusd", T.uint8(c), T.uint8(4 + c // 2), T.uint8(6 + c % 2))
+                    )
+            for c in T.unroll(4):
+                T.evaluate(
+                    T.call_llvm_intrin("void", "llvm.x86.tilestored64", T.uint8(c), T.address_of(C[t, c, 0, 0]), T.int64(64))
+                )
+
+    return loads, threads * iters * 4 * OPS["int8"], a_rows
+
+
+def measure_loads(threads: int, lda: int, mcpu: str | None = None, iters: int = 20_000, repeat: int = 7) -> float:
+    """GOPS (best of ``repeat``) of ``load_kernel`` on ``threads`` threads."""
+    import tvm
+
+    from heron_core import process, tvm_compat
+    from heron_cpu_dlboost.cpu import llvm_host_cpu
+
+    process.prepare(["linux_amx_tiledata"])
+    func, ops, a_rows = load_kernel(threads, iters, lda)
+    target = {"kind": "llvm", "mcpu": mcpu or llvm_host_cpu(), "num-cores": threads}
+    module = tvm_compat.build(tvm.IRModule({"main": func}), target).jit()
+    dev = tvm_compat.device("cpu")
+    args = tvm_compat.to_device(
+        [np.ones((threads, a_rows, 64), "uint8"), np.ones((threads, 2, 16, 64), "int8"), np.zeros((threads, 4, 16, 16), "int32")],
+        dev,
+    )
+    costs = tvm_compat.time_kernel(module, dev, args, number=1, repeat=repeat, min_repeat_ms=100, cache_flush=False)
+    assert (args[2].numpy() == iters * 64).all(), "load kernel computed a wrong sum"
+    return ops / min(costs) / 1e9
+
+
 def measure_peak(threads: int, kind: str = "int8", mcpu: str | None = None, iters: int = 20_000, repeat: int = 7) -> float:
     """GOPS (best of ``repeat``) of the tile-product loop on ``threads`` threads (TVM_NUM_THREADS must allow them)."""
     import tvm
@@ -85,10 +163,14 @@ def measure_peak(threads: int, kind: str = "int8", mcpu: str | None = None, iter
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--loads-lda", type=int, nargs="*", default=[64, 1024, 4096], help="A row strides of the tile-load variant")
     args = ap.parse_args()
     os.environ.setdefault("TVM_NUM_THREADS", str(args.threads))
     res = {kind: {"1": measure_peak(1, kind), str(args.threads): measure_peak(args.threads, kind)} for kind in OPS}
-    print(json.dumps({"amx_peak_gops": res}))
+    loads = {
+        f"lda{lda}": {"1": measure_loads(1, lda), str(args.threads): measure_loads(args.threads, lda)} for lda in args.loads_lda
+    }
+    print(json.dumps({"amx_peak_gops": res, "int8_2x2_with_tile_loads_gops": loads}))
 
 
 if __name__ == "__main__":

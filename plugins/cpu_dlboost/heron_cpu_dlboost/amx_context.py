@@ -46,6 +46,7 @@ from heron_cpu_dlboost.context import (
     _parallel_stage,
     _quantities,
     _tile_factors,
+    _vectorize_innermost,
     parallel_rule,
 )
 
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
 
 MIN_ACCUMULATORS = 4  # 2x2: one tile load per tile product (1x2: 1.5, 1x1: 2), what L1 can feed
 MIN_K_STEPS = 8  # 2x2 x 8 steps: 32 tile products per accumulator load and store
+MIN_S2_CALLS = 4  # micro-kernel calls per S2 block (L1 reuse of a K block across calls)
 
 
 def kind_of(in_dtype: str) -> str:
@@ -188,6 +190,11 @@ class AMXContext(CPUContext):
         )
         for level in (1, 2):
             space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
+        space.knob(
+            "a_cache",
+            (0, 1) if self._data_in_place(task) else (0,),
+            "copy the data block of each S1 x R0 iteration into a contiguous buffer (1) or read it in place (0)",
+        )
         q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
         row, lane, dot = (next(a for a in lay.axes if a.name == n) for n in (lay.row, lay.lane, lay.dot))
         mt, nt, kc = tiles[lay.row][3], tiles[lay.lane][3], tiles[lay.dot][1]
@@ -209,6 +216,10 @@ class AMXContext(CPUContext):
         )
         _prefer(space, acc_tiles >= min(MIN_ACCUMULATORS, best_grid))
         _prefer(space, kc >= min([d for d in divisors(dot.extent) if d >= MIN_K_STEPS], default=dot.extent))
+        # L1 reuse: an S2 block of several calls, which share the K block of A (lanes inner) or of B
+        # (rows inner) while it is in L1; measured on GEMM 1024^3 / 4096^3, blocks of 1 call ran 1.3-2x slower.
+        s2_calls = space.product([tiles[lay.row][2], tiles[lay.lane][2]], row.extent * lane.extent)
+        _prefer(space, s2_calls >= min(MIN_S2_CALLS, _most_calls(row.extent, lane.extent, cores)))
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         lay: AMXLayout = self.layout(task)
@@ -291,17 +302,22 @@ class AMXContext(CPUContext):
             *units,
             *micro,
         )
+        if point.get("a_cache"):
+            _cache_data(sch, block, task.op.dot_hint.data, [tiles[n][0] for n in reduce][-1], shape)
         acc = None
         if point["acc_level"] < 2:
             acc = sch.cache_write(block, 0, "global")
             lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
             if lane_dim != rank - 1:  # accumulator tiles are rows x 16 contiguous lanes: lanes innermost
                 sch.transform_layout(block, ("write", 0), lambda *i: (*i[:lane_dim], *i[lane_dim + 1 :], i[lane_dim]))
-            sch.reverse_compute_at(acc, [s(0), s_ordered(1)][point["acc_level"]][-1])
+            at = [s(0), s_ordered(1)][point["acc_level"]][-1]
+            sch.reverse_compute_at(acc, at)
+            row = int(np.prod(factors[lay.lane][point["acc_level"] + 1 :])) * amx_intrin.LANES
+            _pad_rows(sch, block, rank, row, 4)  # lanes innermost (transformed above if need be): rows are dim -2
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         if acc is not None:
-            sch.vectorize(sch.get_loops(acc)[-1])
+            _vectorize_innermost(sch, acc)
         sch.decompose_reduction(block, tiles[reduce[0]][0])
         sch.tensorize(micro[0], name)
         for stage in compute.stages:
@@ -310,9 +326,19 @@ class AMXContext(CPUContext):
             return sch.mod
         return amx_intrin.with_tile_config(sch.mod, sch.get(outer).loop_var.name, shape)
 
+    def _data_in_place(self, task: Task) -> bool:
+        """The data operand is read where it lies (no packing stage: a matrix product's rows)."""
+        return f"{task.op.dot_hint.data}_pack" not in self.compute(task).stages and self.row_step(task) == 1
+
     @staticmethod
     def _lane_last(task: Task) -> bool:
         return task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+
+
+def _most_calls(row_tiles: int, lane_tiles: int, cores: int) -> int:
+    """An upper bound on the calls of one S2 block once every core has a chunk: the row x lane tile
+    grid of 2x2 calls, divided among the cores."""
+    return max(1, (row_tiles // 2 or 1) * (lane_tiles // 2 or 1) // max(1, cores))
 
 
 def _prefer(space: SearchSpace, rule) -> None:
@@ -326,6 +352,37 @@ def _prefer(space: SearchSpace, rule) -> None:
     solver.parameters.catch_sigint_signal = False
     if solver.Solve(space.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         space.model.Proto().constraints[ct.Index()].clear_linear()  # an empty constraint: always true
+
+
+ALIAS_BYTES = 1024  # tile rows a multiple of this apart fall into at most 4 of the 64 L1 sets
+
+
+def _pad_rows(sch, block, rank: int, row: int, itemsize: int) -> None:
+    """Pad the rows of the buffer ``block`` writes (its first write, ``rank`` dimensions, rows of ``row``
+    elements once compacted) by 64 bytes when their length is a multiple of ALIAS_BYTES, so that the 16
+    rows of a tile spread over the L1 sets instead of crowding a few (4 KiB apart: all in one, 12 ways)."""
+    if rank < 2 or (row * itemsize) % ALIAS_BYTES:
+        return
+    sch.storage_align(block, 0, rank - 2, row + amx_intrin.ROW_BYTES // itemsize, 0)
+
+
+def _cache_data(sch, block, data: str, at, shape: amx_intrin.TileShape) -> None:
+    """Copy the data operand's block under loop ``at`` (an R0 loop: the rows of one S2 block x one K
+    block) into a contiguous buffer, so that A tiles come from a compact, L1-friendly block instead of
+    rows a whole K apart; the copy's innermost loop moves 64-byte vectors."""
+    reads = [r.source.name for r in sch.get(block).reads]
+    cache = sch.cache_read(block, reads.index(data), "global")
+    sch.compute_at(cache, at)
+    loops = sch.get_loops(cache)
+    rank = len(sch.get(cache).writes[0].region)
+    row = int(sch.get(loops[-1]).extent)
+    itemsize = 4 // shape.group
+    _pad_rows(sch, cache, rank, row, itemsize)
+    width = max(d for d in divisors(row) if d * itemsize <= amx_intrin.ROW_BYTES)
+    inner = loops[-1]
+    if width < row:
+        inner = sch.split(inner, [None, width])[1]
+    sch.vectorize(inner)
 
 
 def _parallel_stage_amx(sch, block, cores: int) -> None:

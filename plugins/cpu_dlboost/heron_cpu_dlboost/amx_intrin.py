@@ -154,6 +154,10 @@ def register(shape: TileShape, generic: bool = False) -> str:
     MA = (M - 1) * step + 1  # rows of A a call spans
     itemsize = 4 // g
     acc, a0, b0 = 0, mt * nt, mt * nt + mt
+    # Tile addresses are raw pointers into the buffers (tvm_access_ptr, which also keeps TVM's bf16
+    # legalization from widening a bf16 buffer of the kernel to f32 behind the tile unit's back), typed
+    # as the buffers are stored when the pointers are lowered: bf16 as uint16.
+    a_ptr, b_ptr = ("uint16", "uint16") if shape.kind == "bfloat16" else (a_dt, b_dt)
 
     desc = _desc(shape)
 
@@ -175,7 +179,9 @@ def register(shape: TileShape, generic: bool = False) -> str:
                             "void",
                             "llvm.x86.tileloadd64",
                             T.uint8(acc + i * nt + j),
-                            T.address_of(C[i * rows, j * LANES]),
+                            T.tvm_access_ptr(
+                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
+                            ),
                             T.int64(ldc * 4),
                         )
                     )
@@ -186,7 +192,13 @@ def register(shape: TileShape, generic: bool = False) -> str:
                             "void",
                             "llvm.x86.tileloadd64",
                             T.uint8(a0 + i),
-                            T.address_of(A[i * rows * step, ks * tk * g]),
+                            T.tvm_access_ptr(
+                                T.type_annotation(a_ptr),
+                                A.data,
+                                A.elem_offset + i * rows * step * lda + ks * tk * g,
+                                rows * step * lda,
+                                1,
+                            ),
                             T.int64(lda * step * itemsize),
                         )
                     )
@@ -196,7 +208,9 @@ def register(shape: TileShape, generic: bool = False) -> str:
                             "void",
                             "llvm.x86.tileloadd64",
                             T.uint8(b0 + j),
-                            T.address_of(B[j, ks * tk, 0, 0]),
+                            T.tvm_access_ptr(
+                                T.type_annotation(b_ptr), B.data, B.elem_offset + j * ldb + ks * tk * LANES * g, tk * LANES * g, 1
+                            ),
                             T.int64(ROW_BYTES),
                         )
                     )
@@ -210,7 +224,9 @@ def register(shape: TileShape, generic: bool = False) -> str:
                             "void",
                             "llvm.x86.tilestored64",
                             T.uint8(acc + i * nt + j),
-                            T.address_of(C[i * rows, j * LANES]),
+                            T.tvm_access_ptr(
+                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 2
+                            ),
                             T.int64(ldc * 4),
                         )
                     )
@@ -237,30 +253,74 @@ def register(shape: TileShape, generic: bool = False) -> str:
     return name
 
 
-def with_tile_config(mod, loop_name: str, shape: TileShape):
-    """``mod`` with the tile configuration of ``shape`` loaded at the top of the body of the loop
-    named ``loop_name`` (the kernel's parallel loop: every thread that runs tiles loads it).
-
-    s_tir has no primitive that adds a statement to a loop body, so this edits the module's
-    TVMScript, which round-trips exactly, and parses it back.
-    """
-    from tvm.script import from_source
-
+def config_words(shape: TileShape) -> list[int]:
+    """The LDTILECFG operand of ``shape`` as 8 little-endian 64-bit words."""
     cfg = shape.config_bytes()
-    words = [int.from_bytes(bytes(cfg[8 * w : 8 * w + 8]), "little") for w in range(8)]
-    lines = mod.script().splitlines()
-    heads = [i for i, line in enumerate(lines) if line.lstrip().startswith(f"for {loop_name} in T.parallel(")]
-    if len(heads) != 1:
+    return [int.from_bytes(bytes(cfg[8 * w : 8 * w + 8]), "little") for w in range(8)]
+
+
+def _config_block(shape: TileShape):
+    """A block that loads the tile configuration of ``shape`` (a statement to put in a loop body)."""
+    from tvm.script import tirx as T
+
+    words = config_words(shape)
+
+    @T.prim_func(s_tir=True)
+    def holder() -> None:
+        with T.sblock("amx_tile_config"):
+            T.reads()
+            T.writes()
+            tile_cfg = T.alloc_local((8,), "uint64")
+            for w in T.unroll(8):
+                tile_cfg[w] = T.uint64(0)
+            tile_cfg[0] = T.uint64(words[0])
+            tile_cfg[2] = T.uint64(words[2])
+            tile_cfg[3] = T.uint64(words[3])
+            tile_cfg[6] = T.uint64(words[6])
+            T.call_llvm_intrin(
+                "void", "llvm.x86.ldtilecfg", T.tvm_access_ptr(T.type_annotation("uint64"), tile_cfg.data, 0, 8, 1)
+            )
+
+    assert all(words[w] == 0 for w in (1, 4, 5, 7)), "palette 1 leaves words 1, 4, 5 and 7 zero"
+    return holder.body.block.body
+
+
+def _insert_at_loop(stmt, loop_name: str, first) -> tuple[object, int]:
+    """``stmt`` with ``first`` put at the top of the body of each parallel loop named ``loop_name``
+    (searched through blocks, sequences and loops); returns the new statement and how many loops got it."""
+    from tvm import s_tir, tirx
+
+    if isinstance(stmt, tirx.For):
+        if stmt.kind == tirx.ForKind.PARALLEL and stmt.loop_var.name == loop_name:
+            body, found = tirx.SeqStmt([first, stmt.body]), 1
+        else:
+            body, found = _insert_at_loop(stmt.body, loop_name, first)
+        if not found:
+            return stmt, 0
+        return tirx.For(stmt.loop_var, stmt.min, stmt.extent, stmt.kind, body, stmt.thread_binding, stmt.annotations), found
+    if isinstance(stmt, tirx.SeqStmt):
+        parts = [_insert_at_loop(s, loop_name, first) for s in stmt.seq]
+        found = sum(n for _, n in parts)
+        return (tirx.SeqStmt([s for s, _ in parts]), found) if found else (stmt, 0)
+    if isinstance(stmt, s_tir.SBlockRealize):
+        b = stmt.block
+        body, found = _insert_at_loop(b.body, loop_name, first)
+        if not found:
+            return stmt, 0
+        block = s_tir.SBlock(
+            b.iter_vars, b.reads, b.writes, b.name_hint, body, b.init, b.alloc_buffers, b.match_buffers, b.annotations
+        )
+        return s_tir.SBlockRealize(stmt.iter_values, stmt.predicate, block), found
+    return stmt, 0
+
+
+def with_tile_config(mod, loop_name: str, shape: TileShape):
+    """``mod`` with the tile configuration of ``shape`` loaded at the top of the body of the parallel
+    loop named ``loop_name`` (the kernel's parallel loop: every thread that runs tiles loads it)."""
+    import tvm
+
+    func = mod["main"]
+    body, found = _insert_at_loop(func.body, loop_name, _config_block(shape))
+    if found != 1:
         raise ValueError(f"no single parallel loop '{loop_name}' to load the AMX tile configuration in")
-    indent = " " * (len(lines[heads[0]]) - len(lines[heads[0]].lstrip()) + 4)
-    block = [
-        'with T.sblock("amx_tile_config"):',
-        "    T.reads()",
-        "    T.writes()",
-        '    tile_cfg = T.alloc_local((8,), "uint64")',
-        *(f"    tile_cfg[{w}] = T.uint64({word})" for w, word in enumerate(words)),
-        '    T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", '
-        'T.tvm_access_ptr(T.type_annotation("uint64"), tile_cfg.data, 0, 8, 1))',
-    ]
-    lines[heads[0] + 1 : heads[0] + 1] = [indent + line for line in block]
-    return from_source("\n".join(lines))
+    return tvm.IRModule({"main": func.with_body(body)})

@@ -104,6 +104,7 @@ def test_every_sampled_point_respects_the_tile_rules():
         mt, nt = point["i3"], point["j3"]
         assert mt * nt + mt + nt <= amx_intrin.TILES
         assert mt * nt == 4 and point["k1"] >= 8  # the preferences this shape leaves room for
+        assert point["i2"] * point["j2"] >= 4  # an S2 block of several calls (L1 reuse)
         assert t.context.features(t, point)["l1_bytes"] <= l1
 
 
@@ -145,3 +146,35 @@ def test_amx_kernels_are_correct(op, shape, in_dtype):
     t = task(op, shape, in_dtype)
     t.target.check_host()
     _run_all(t, 4, 1)
+
+
+def _legalized_allocations(mod) -> dict[str, str]:
+    """Buffers the kernel allocates, with their dtypes, once TVM's bf16 compute legalization has run."""
+    import tvm
+    from tvm import s_tir, tirx
+
+    S = s_tir.transform
+    passes = [S.LowerInitBlock(), S.PlanAndUpdateBufferAllocationLocation(), S.ConvertBlocksToOpaque()]
+    passes += [S.CompactBufferAllocation(), S.LowerMatchBuffer(), S.LowerOpaqueBlock()]
+    passes += [tirx.transform.FlattenBuffer(), tirx.transform.BF16ComputeLegalize()]
+    with tvm.target.Target({"kind": "llvm", "mcpu": "sapphirerapids"}):
+        text = tvm.transform.Sequential(passes)(mod).script()
+    return {name: dtype or "float32" for name, dtype in re.findall(r'(\w+) = T.alloc_buffer\(\(\d+,\),? ?"?(\w*)', text)}
+
+
+def test_bf16_tiles_read_bf16_buffers():
+    """Regression: TVM widens bf16 buffers of a kernel to f32 unless they are accessed through raw
+    pointers; the tile loads must see the packed bf16 operands (bmm packs B, the A block is cached)."""
+    t = task("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "bfloat16", mcpu="sapphirerapids")
+    point = SearchSpace(t).complete({"a_cache": 1}, random.Random(0))
+    allocs = _legalized_allocations(t.context.apply(t, point))
+    assert allocs["B_pack"] == "bfloat16" and allocs["A_global"] == "bfloat16", allocs
+
+
+def test_tile_configuration_is_loaded_once_per_parallel_chunk():
+    t = task("gemm", {"M": 64, "K": 256, "N": 64}, mcpu="sapphirerapids")
+    point = SearchSpace(t).sample(1, random.Random(2))[0]
+    text = t.context.apply(t, point).script()
+    parallel = re.search(r"for (\w+) in T.parallel\(", text)
+    assert parallel and text.count("llvm.x86.ldtilecfg") == 1
+    assert text.index("llvm.x86.ldtilecfg") > parallel.start()
