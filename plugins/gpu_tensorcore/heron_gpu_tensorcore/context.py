@@ -5,7 +5,7 @@ Loop structure of the GEMM C[b, m, n] (see gemm_view.py for how operators map on
     blockIdx.x  [b, m / BM, n / BN]                      BM = m_warps * m_frags * fm
       threadIdx.y [m_warps, n_warps]                      BN = n_warps * n_frags * fn
         k / BK  (software pipeline of `stages` over: A, B -> shared.dyn, the math)
-          A[BM, BK], B[BK, BN] -> shared.dyn   (all threads, `vec_*`-wide loads, rows padded by `pad_*`)
+          A[BM, BK], B[BK, BN] or B^T[BN, BK] -> shared.dyn   (all threads, `vec_*`-wide loads, rows padded by `pad_*`)
           k_frags:  A, B fragments <- shared (wmma.load);  m_frags x n_frags  wmma.mma_sync (fm x fn x 16)
         fragments -> out (wmma.store), or -> shared.dyn -> out (threads along n) when the output is
         not C itself (padded extents, convolution outputs)
@@ -28,9 +28,10 @@ from heron_core.space import Point, SearchSpace
 from heron_core.target import Context
 from heron_gpu_tensorcore import intrin
 from heron_gpu_tensorcore.device import MAX_REGISTERS_PER_THREAD
-from heron_gpu_tensorcore.gemm_view import GemmView, readers, view_of
+from heron_gpu_tensorcore.gemm_view import GemmView, arg_shape, readers, view_of
 
 if TYPE_CHECKING:
+    from heron_core.layout import BlockedLayout
     from heron_core.task import Task
     from heron_gpu_tensorcore.target import TensorCoreTarget
 
@@ -55,6 +56,11 @@ class Compute:
 
 def acc_dtype(task: Task) -> str:
     return task.spec.out_dtype
+
+
+def b_layout(view: GemmView) -> str:
+    """The wmma layout of B's fragments: row-major B[k, n], or col-major when staged as B^T[n, k]."""
+    return "row_major" if view.b_layout == "kn" else "col_major"
 
 
 class TensorCoreContext(Context):
@@ -120,7 +126,9 @@ class TensorCoreContext(Context):
         m.Add(bk == 16 * kf)
         cap = 1 << 30
         stage = space.var(0, cap, "stage_elems")
-        m.Add(stage == space.product([bm, _pitch(space, bk, pad_a)], cap) + space.product([bk, _pitch(space, bn, pad_b)], cap))
+        b_rows, b_cols = (bk, bn) if view.b_layout == "kn" else (bn, bk)
+        a_tile = space.product([bm, _pitch(space, bk, pad_a)], cap)
+        m.Add(stage == a_tile + space.product([b_rows, _pitch(space, b_cols, pad_b)], cap))
         smem = space.product([stage, stages], cap, "smem_elems")
         out_tile = 0 if comp.direct else acc_bytes * space.product([bm, bn], cap, "out_tile")
         m.Add(2 * smem + out_tile <= gpu.max_shared_per_block)
@@ -162,6 +170,9 @@ class TensorCoreContext(Context):
             "intensity": bm * bn / (bm + bn),
         }
 
+    def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
+        return self.compute(task).view.layouts
+
     def tolerance(self, task: Task) -> tuple[float, float]:
         """fp16 accumulation rounds every partial sum to 11 bits: allow 4% of the sums' typical
         size (sqrt(K) for the unit-normal inputs the runner uses; a wrong index errs by ~100%);
@@ -199,7 +210,8 @@ def pitch(width: int, pad: int) -> int:
 def _smem_bytes(comp: Compute, task: Task, point: Point) -> int:
     fm, fn, _ = intrin.FRAGMENTS[point["frag"]]
     bm, bn, bk = point["m_warps"] * point["m_frags"] * fm, point["n_warps"] * point["n_frags"] * fn, 16 * point["k_frags"]
-    per_stage = bm * pitch(bk, point["pad_a"]) + bk * pitch(bn, point["pad_b"])
+    b_tile = bk * pitch(bn, point["pad_b"]) if comp.view.b_layout == "kn" else bn * pitch(bk, point["pad_b"])
+    per_stage = bm * pitch(bk, point["pad_a"]) + b_tile
     out = 0 if comp.direct else bm * bn * np.dtype(acc_dtype(task)).itemsize
     return 2 * per_stage * point["stages"] + out
 
@@ -211,8 +223,8 @@ def _build_compute(task: Task) -> Compute:
     view = view_of(op)
     Mp, Np, Kp = view.padded
     acc = acc_dtype(task)
-    args = {t.name: te.placeholder(t.shape, t.dtype, name=t.name) for t in op.inputs}
-    read = readers(op, args)
+    args = {t.name: te.placeholder(arg_shape(t, view.layouts), t.dtype, name=t.name) for t in op.inputs}
+    read = readers(op, args, view.layouts)
 
     def guarded(value, conds):
         conds = [c for c, needed in conds if needed]
@@ -224,14 +236,20 @@ def _build_compute(task: Task) -> Compute:
         lambda b, i, k: guarded(view.a(read, b, i, k), [(i < view.M, Mp > view.M), (k < view.K, Kp > view.K)]),
         name="A_gemm",
     )
-    b = te.compute(
-        (view.batch, Kp, Np),
-        lambda bb, k, j: guarded(view.b(read, bb, k, j), [(k < view.K, Kp > view.K), (j < view.N, Np > view.N)]),
-        name="B_gemm",
-    )
+    def b_elem(bb, k, j):
+        return guarded(view.b(read, bb, k, j), [(k < view.K, Kp > view.K), (j < view.N, Np > view.N)])
+
+    if view.b_layout == "kn":
+        b = te.compute((view.batch, Kp, Np), b_elem, name="B_gemm")
+    else:
+        b = te.compute((view.batch, Np, Kp), lambda bb, j, k: b_elem(bb, k, j), name="B_gemm")
     k = te.reduce_axis((0, Kp), name="k")
+
+    def b_at(bb, k, j):
+        return b[bb, k, j] if view.b_layout == "kn" else b[bb, j, k]
+
     c = te.compute(
-        (view.batch, Mp, Np), lambda bb, i, j: te.sum(a[bb, i, k].astype(acc) * b[bb, k, j].astype(acc), axis=k), name="C"
+        (view.batch, Mp, Np), lambda bb, i, j: te.sum(a[bb, i, k].astype(acc) * b_at(bb, k, j).astype(acc), axis=k), name="C"
     )
     out = te.compute(op.output.shape, lambda *idx: c[view.out(*idx)].astype(op.output.dtype), name="out")
     func = te.create_prim_func([*args.values(), out]).with_attr("tirx.noalias", True)
@@ -246,6 +264,7 @@ def schedule(comp: Compute, task: Task, point: Point):
     p = point
     fm, fn, fk = intrin.FRAGMENTS[p["frag"]]
     acc = acc_dtype(task)
+    layout = b_layout(comp.view)
     warps = p["m_warps"] * p["n_warps"]
     sch = s_tir.Schedule(tvm.IRModule({"main": comp.func}))
     gemm = sch.get_sblock("C")
@@ -289,10 +308,10 @@ def schedule(comp: Compute, task: Task, point: Point):
     if not comp.direct:
         sch.set_scope(store, 0, intrin.SHARED)
         out = sch.get_sblock("out")
-        if len(task.op.output.shape) > 3:
+        if _regroups_output(comp.view, task.op.output.shape):
             # iterate the output copy over C's (b, m, n) rather than the output's own axes, so the
             # region a block tile covers is a rectangle, not a bounding box of pixel rows
-            index_map = tvm.tirx.IndexMap.from_func(comp.view.out, ndim=len(task.op.output.shape))
+            index_map = tvm.tirx.IndexMap.from_func(lambda *i: _exprs(comp.view.out(*i)), ndim=len(task.op.output.shape))
             sch.transform_block_layout(out, index_map)
         sch.reverse_compute_at(out, bx)
         fused = sch.fuse(*sch.get_loops(out)[1:])
@@ -309,10 +328,10 @@ def schedule(comp: Compute, task: Task, point: Point):
 
     init = sch.decompose_reduction(tile, k0)
     sch.tensorize(tiles_of(a_frag, fm, fk), intrin.load(fm, fn, fk, "a"))
-    sch.tensorize(tiles_of(b_frag, fk, fn), intrin.load(fm, fn, fk, "b"))
+    sch.tensorize(tiles_of(b_frag, *intrin.b_shape(fn, fk, layout)), intrin.load(fm, fn, fk, "b", layout))
     sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intrin.fill(fm, fn, fk, acc))
     sch.tensorize(tiles_of(store, fm, fn), intrin.store(fm, fn, fk, acc, "global" if comp.direct else intrin.SHARED))
-    sch.tensorize(sch.get_loops(_gemm_inner(sch, tile))[-3], intrin.mma(fm, fn, fk, acc))
+    sch.tensorize(sch.get_loops(_gemm_inner(sch, tile))[-3], intrin.mma(fm, fn, fk, acc, layout))
 
     if p["stages"] > 1:
         sch.annotate(k0, "software_pipeline_stage", [0, 0, p["stages"] - 1])
@@ -323,6 +342,18 @@ def schedule(comp: Compute, task: Task, point: Point):
         sch.annotate(bx, "pragma_auto_unroll_max_step", p["unroll"])
         sch.annotate(bx, "pragma_unroll_explicit", 1)
     return sch.mod
+
+
+def _regroups_output(view: GemmView, shape: tuple[int, ...]) -> bool:
+    """Whether output elements map onto C[b, m, n] other than axis by axis (convolutions: the
+    images and pixels of the output are C's n)."""
+    return len(shape) > 3 or (len(shape) == 3 and view.batch != shape[0])
+
+
+def _exprs(index: tuple) -> list:
+    from tvm import tirx
+
+    return [tirx.const(i, "int32") if isinstance(i, int) else i for i in index]
 
 
 def _gemm_inner(sch, tile):

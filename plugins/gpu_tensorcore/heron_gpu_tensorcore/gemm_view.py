@@ -1,23 +1,33 @@
 """Every supported operator seen as a batched GEMM C[b, m, n] = sum_k A[b, m, k] . B[b, k, n].
 
 The Tensor Core template schedules this GEMM; a view says how A and B are read from the
-operator's own arguments (in their logical layouts: convolutions are implicit GEMMs over the
-NCHW input, gathered while it is staged into shared memory) and where each output element lives.
-Convolutions map the output channels to M (the weight, KCRS, is A: rows contiguous along the
-reduction C*R*S) and the output pixels to N (the input gathered as im2col is B: contiguous along
-the pixels for a 1x1, stride-1 kernel), so the GEMM's C is the NKPQ output itself.
+operator's arguments and where each output element lives. B is staged either as B[k, n] (rows
+along n, ``b_layout`` "kn") or transposed, as B^T[n, k] (rows along the reduction, "nk": what
+operands contiguous along k want, loaded as col-major wmma fragments).
+
+Convolutions are implicit GEMMs in channels-last storage (the issue's NHWC): the activation is
+taken as N, *spatial, C and the weight as K, *kernel, C (``layouts``, packed by the runner and by
+exported libraries before a call, as an NHWC framework holds them), so both operands are
+contiguous along the reduction (taps, C): M = output channels (A = weight rows), N = output
+pixels (B^T = the im2col rows, gathered while staged into shared memory, 8 channels = 16 bytes
+per load when C is a multiple of 8; a zero-padding test is the same for all of them), K = taps x C.
+The GEMM's C[k, image x pixel] is staged through shared memory into the NKPQ output.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import gcd, prod
 from typing import Callable
 
-from heron_core.operator import Operator, padded
+from heron_core.layout import BlockedLayout
+from heron_core.operator import Operator, TensorSpec, padded
 
 FRAG_ALIGN = 16  # GEMM extents are padded to multiples of this (the fragments' common multiple)
+TILE_ALIGNS = (128, 64, 32)  # M and N are padded further, to a multiple of the first of these ...
+MAX_PAD_WASTE = 0.03  # ... that costs at most this fraction of the extent: block tiles must divide it
 MAX_VEC = 8  # 8 x fp16 = 16 bytes: the widest load, and what cp.async copies at most
+MAX_COMPUTED_VEC = 4  # an operand computed from a comparison (scan's mask): CUDA has no 8-lane bool vector type
 
 Reader = Callable[..., object]
 
@@ -33,15 +43,30 @@ class GemmView:
     out: Callable[..., tuple]  # output's logical indices -> (b, m, n)
     direct: bool  # the output *is* C[b, m, n] (same shape but a unit batch): fragments are stored straight to it
     vec_a: int  # widest aligned contiguous run of A along k in the argument (1: gathered element by element)
-    vec_b: int  # the same for B along n
+    vec_b: int  # the same for B along n ("kn") or along k ("nk")
+    b_layout: str = "kn"  # how B is staged in shared memory: B[k, n] ("kn") or B^T[n, k] ("nk")
+    layouts: dict[str, BlockedLayout] = field(default_factory=dict)  # arguments taken in another storage layout
 
     @property
     def padded(self) -> tuple[int, int, int]:
-        return tuple(-(-x // FRAG_ALIGN) * FRAG_ALIGN for x in (self.M, self.N, self.K))
+        return _tile_padded(self.M), _tile_padded(self.N), _round_up(self.K, FRAG_ALIGN)
 
     @property
     def needs_padding(self) -> bool:
         return self.padded != (self.M, self.N, self.K)
+
+
+def _round_up(x: int, align: int) -> int:
+    return -(-x // align) * align
+
+
+def _tile_padded(x: int) -> int:
+    """x rounded up so that block tiles up to 128 wide can divide it, where that wastes little
+    (784 output pixels allow only 16-wide tiles, 832 allow 64-wide ones)."""
+    for align in TILE_ALIGNS:
+        if _round_up(x, align) - x <= MAX_PAD_WASTE * x:
+            return _round_up(x, align)
+    return _round_up(x, FRAG_ALIGN)
 
 
 def _vec(contiguous_extent: int) -> int:
@@ -82,7 +107,7 @@ def _dense(op) -> GemmView:
         a=lambda r, b, m, k: r["A"](m, k),
         b=lambda r, b, k, n: r["B"](n, k),
         out=lambda i, j: (0, i, j),
-        direct=True, vec_a=_vec(s.K), vec_b=1,
+        direct=True, vec_a=_vec(s.K), vec_b=_vec(s.K), b_layout="nk",
     )  # fmt: skip
 
 
@@ -104,7 +129,7 @@ def _gemv(op) -> GemmView:
         a=lambda r, b, m, k: r["W"](m, k),
         b=lambda r, b, k, n: r["x"](k),
         out=lambda m: (0, m, 0),
-        direct=False, vec_a=_vec(s.K), vec_b=1,
+        direct=False, vec_a=_vec(s.K), vec_b=_vec(s.K), b_layout="nk",
     )  # fmt: skip
 
 
@@ -115,57 +140,79 @@ def _scan(op) -> GemmView:
         a=lambda r, b, m, k: r["A"](m, k),
         b=lambda r, b, k, n: r["mask"](n, k),
         out=lambda i, j: (0, i, j),
-        direct=True, vec_a=_vec(s.K), vec_b=1,
+        direct=True, vec_a=_vec(s.K), vec_b=min(MAX_COMPUTED_VEC, _vec(s.K)), b_layout="nk",
     )  # fmt: skip
 
 
 def _convolution(op) -> GemmView:
-    """conv1d/2d/3d and dil: M = output channels, N = output pixels, K = C x kernel taps."""
+    """conv1d/2d/3d and dil: M = output channels, N = the output pixels of all images (one GEMM,
+    so that block tiles are not bounded by one image's pixel count), K = kernel taps x C."""
     s = op.shape
     outs, kern = s.out_extents, s.kernel_extents
-    # A row (k = c, taps) is contiguous in KCRS, but TVM vectorizes each index of w[m, c, r, s]
-    # separately and turns the copy into a gather: only a 1-tap kernel reads A as one ramp. B is
-    # a ramp only for a 1x1, stride-1, unpadded, one-dimensional output (x[b, c, n]).
-    one_tap = all(r == 1 for r in kern)
-    pointwise_1d = one_tap and s.stride == 1 and s.pad == 0 and len(outs) == 1
 
     def a(r, b, m, k):
-        c, *taps = _unravel(k, (s.C, *kern))
+        *taps, c = _unravel(k, (*kern, s.C))
         return r["w"](m, c, *taps)
 
     def b_(r, b, k, n):
-        c, *taps = _unravel(k, (s.C, *kern))
-        pix = _unravel(n, outs)
-        return r["x"](b, c, *(o * s.stride + t * s.dilation for o, t in zip(pix, taps)))
+        *taps, c = _unravel(k, (*kern, s.C))
+        img, *pix = _unravel(n, (s.N, *outs))
+        return r["x"](img, c, *(o * s.stride + t * s.dilation for o, t in zip(pix, taps)))
 
     return GemmView(
-        s.N, s.K, prod(outs), s.C * prod(kern),
+        1, s.K, s.N * prod(outs), s.C * prod(kern),
         a=a, b=b_,
-        out=lambda n, k, *pix: (n, k, _flat(pix, outs)),
-        direct=len(outs) == 1, vec_a=_vec(s.C) if one_tap else 1, vec_b=_vec(prod(outs)) if pointwise_1d else 1,
+        out=lambda n, k, *pix: (0, k, _flat((n, *pix), (s.N, *outs))),
+        direct=False, vec_a=_vec(s.C), vec_b=_vec(s.C), b_layout="nk",
+        layouts={"x": channels_last(op.tensor("x"), 1, 0), "w": channels_last(op.tensor("w"), 1, 0)},
     )  # fmt: skip
 
 
 def _t2d(op) -> GemmView:
-    """Transposed conv2d as a stride-1 convolution over the zero-inserted input with the flipped kernel."""
+    """Transposed conv2d as a stride-1 convolution over the zero-inserted input with the flipped
+    kernel (N: the output pixels of all images, as for convolutions)."""
     s = op.shape
     outs, kern = s.out_extents, (s.R, s.S)
 
     def a(r, b, m, k):
-        c, kh, kw = _unravel(k, (s.C, *kern))
+        kh, kw, c = _unravel(k, (*kern, s.C))
         return r["w"](c, m, s.R - 1 - kh, s.S - 1 - kw)
 
     def b_(r, b, k, n):
-        c, kh, kw = _unravel(k, (s.C, *kern))
-        oh, ow = _unravel(n, outs)
-        return r["x"](b, c, oh + kh, ow + kw)
+        kh, kw, c = _unravel(k, (*kern, s.C))
+        img, oh, ow = _unravel(n, (s.N, *outs))
+        return r["x"](img, c, oh + kh, ow + kw)
 
     return GemmView(
-        s.N, s.K, prod(outs), s.C * s.R * s.S,
+        1, s.K, s.N * prod(outs), s.C * s.R * s.S,
         a=a, b=b_,
-        out=lambda n, k, oh, ow: (n, k, oh * outs[1] + ow),
-        direct=False, vec_a=1, vec_b=1,
+        out=lambda n, k, oh, ow: (0, k, _flat((n, oh, ow), (s.N, *outs))),
+        direct=False, vec_a=_vec(s.C), vec_b=_vec(s.C), b_layout="nk",
+        layouts={"x": channels_last(op.tensor("x"), 1, 0), "w": channels_last(op.tensor("w"), 0, 1)},
     )  # fmt: skip
+
+
+def channels_last(spec: TensorSpec, channel_dim: int, outer_dim: int) -> BlockedLayout:
+    """(..., C, ...) -> (outer, *the others in order, C): the channels innermost, as NHWC / KRSC
+    (a blocked layout with one lane and the whole channel axis as its reduce block)."""
+    return BlockedLayout(reduce_dim=channel_dim, lane_dim=outer_dim, lanes=1, reduce=spec.shape[channel_dim])
+
+
+def packed_index(layout: BlockedLayout, shape: tuple[int, ...], idx: tuple) -> tuple:
+    """Logical indices -> the indices of the same element in ``layout`` (BlockedLayout.shape)."""
+    lane, red = idx[layout.lane_dim], idx[layout.reduce_dim]
+    others = [i for d, i in enumerate(idx) if d not in (layout.lane_dim, layout.reduce_dim)]
+
+    def split(i, block: int, extent: int) -> tuple:
+        if block == 1:
+            return i, 0
+        return (0, i) if block == extent else (i // block, i % block)
+
+    lane_hi, lane_lo = split(lane, layout.lanes, shape[layout.lane_dim])
+    red_hi, red_lo = split(red, layout.reduce, shape[layout.reduce_dim])
+    if layout.others_first:
+        return (*others, lane_hi, red_hi, lane_lo, red_lo)
+    return (lane_hi, *others, red_hi, lane_lo, red_lo)
 
 
 def _flat(idx, extents) -> object:
@@ -189,13 +236,22 @@ VIEWS: dict[str, Callable[[Operator], GemmView]] = {
 }
 
 
-def readers(op: Operator, placeholders: dict) -> dict[str, Reader]:
-    """Logical readers of the operator's tensors: arguments zero-padded as their TensorSpec says
-    (convolution padding, t2d's zero insertion), constants from the operator's definition."""
+def arg_shape(spec: TensorSpec, layouts: dict[str, BlockedLayout]) -> tuple[int, ...]:
+    """The shape the kernel takes argument ``spec`` in."""
+    return layouts[spec.name].shape(spec.shape) if spec.name in layouts else spec.shape
+
+
+def readers(op: Operator, placeholders: dict, layouts: dict[str, BlockedLayout]) -> dict[str, Reader]:
+    """Logical readers of the operator's tensors: arguments (stored as ``layouts`` says) zero-padded
+    as their TensorSpec says (convolution padding, t2d's zero insertion), constants from the
+    operator's definition."""
     out = {}
     for t in [*op.inputs, *op.constants]:
         if t.role == "constant":
             out[t.name] = padded(lambda *i, name=t.name: op.constant(name, *i), t)
+        elif t.name in layouts:
+            lay, ph = layouts[t.name], placeholders[t.name]
+            out[t.name] = padded(lambda *i, lay=lay, ph=ph, shape=t.shape: ph[packed_index(lay, shape, i)], t)
         else:
             out[t.name] = padded(lambda *i, ph=placeholders[t.name]: ph[i], t)
     return out

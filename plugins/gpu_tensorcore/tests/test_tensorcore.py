@@ -5,12 +5,15 @@ when there is no GPU). Kernels run only where a GPU is present."""
 from __future__ import annotations
 
 import random
+import re
+from math import prod
 
 import numpy as np
 import pytest
 from heron_gpu_tensorcore import intrin
 from heron_gpu_tensorcore.context import _smem_bytes, pitch
 from heron_gpu_tensorcore.device import MAX_REGISTERS_PER_THREAD, SM90, query
+from heron_gpu_tensorcore.gemm_view import packed_index
 
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.space import SearchSpace
@@ -105,9 +108,39 @@ def test_tolerance_scales_with_the_reduction():
     assert t.context.tolerance(t) == (1e-3, pytest.approx(8e-3))
 
 
+CONV_SHAPES = {
+    "conv1d": {"N": 2, "C": 16, "W": 9, "K": 32, "S": 3, "stride": 1, "pad": 1},
+    "conv2d": {"N": 2, "C": 16, "H": 7, "W": 7, "K": 32, "R": 3, "S": 3, "stride": 2, "pad": 1},
+    "conv3d": {"N": 1, "C": 8, "D": 3, "H": 4, "W": 4, "K": 16, "T": 3, "R": 3, "S": 3, "stride": 1, "pad": 1},
+    "t2d": {"N": 2, "C": 16, "H": 5, "W": 5, "K": 32, "R": 3, "S": 3, "stride": 2, "pad": 1},
+}
+
+
+@pytest.mark.parametrize("op", sorted(CONV_SHAPES))
+def test_convolutions_read_channels_last_arguments(op):
+    """Implicit GEMMs take activations and weights channels-last (NHWC, KRSC: contiguous along the
+    reduction); the readers find each logical element where the layout's pack put it."""
+    t = task(op, CONV_SHAPES[op])
+    view = t.context.compute(t).view
+    assert view.b_layout == "nk" and set(view.layouts) == {"x", "w"} == set(t.context.arg_layouts(t))
+    assert view.vec_a == view.vec_b == 8
+    rng = np.random.default_rng(0)
+    for spec in t.op.inputs:
+        layout, channel_dim = view.layouts[spec.name], view.layouts[spec.name].reduce_dim
+        logical = np.arange(prod(spec.shape)).reshape(spec.shape)
+        packed = layout.pack(logical)
+        outer = 1 - channel_dim  # batch (x), output channels (w); t2d's weight is C, K, R, S
+        expected = np.moveaxis(logical, [outer, channel_dim], [0, -1])
+        assert np.array_equal(packed.reshape(-1), expected.reshape(-1)), spec.name
+        for _ in range(20):
+            idx = tuple(int(rng.integers(n)) for n in spec.shape)
+            assert packed[packed_index(layout, spec.shape, idx)] == logical[idx]
+
+
 # --- compile to CUDA for sm_90 (no GPU needed) -------------------------------------------------
 COMPILE_CASES = {
     "gemm": ({"M": 128, "K": 256, "N": 128}, "float16"),
+    "dense": ({"M": 64, "K": 64, "N": 48}, "float32"),  # B^T: col-major B fragments
     "bmm": ({"batch": 2, "M": 64, "K": 64, "N": 128}, "float32"),
     "conv2d": ({"N": 2, "C": 16, "H": 7, "W": 7, "K": 32, "R": 3, "S": 3, "stride": 1, "pad": 1}, "float16"),  # padded, staged
     "gemv": ({"M": 64, "K": 48}, "float16"),
@@ -135,13 +168,28 @@ def test_async_pipeline_emits_cp_async(cuda_build):
     assert "cp.async" in src and "wmma::mma_sync" in src
 
 
+@pytest.mark.parametrize("async_copy", [0, 1])
+def test_convolution_gathers_are_16_byte_loads(cuda_build, async_copy):
+    """The im2col gather of the activation and the weight rows move 8 channels (16 bytes) per load,
+    with one zero-padding test for all of them (cp.async zero-fills when the test fails)."""
+    t = task("conv2d", {"N": 2, "C": 32, "H": 8, "W": 8, "K": 32, "R": 3, "S": 3, "stride": 1, "pad": 1})
+    fixed = {"stages": 2 if async_copy else 1, "async_copy": async_copy, "vec_a": 8, "vec_b": 8}
+    src = cuda_build(t, SearchSpace(t).complete(fixed, random.Random(0)))
+    for arg in ("x_ptr", "w_ptr"):
+        if async_copy:
+            assert re.search(r"cp_async\w*_16\w*\(buf_dyn_shmem_ptr, [^;]*" + arg, src), arg
+        else:
+            assert f"*(uint4*)({arg} +" in src, arg
+    assert "wmma::col_major" in src
+
+
 # --- on a GPU: every sampled point is a correct kernel ----------------------------------------
 @pytest.mark.skipif(not query().present, reason="no usable NVIDIA GPU here: kernels are compiled but not run")
-@pytest.mark.parametrize("op", ["gemm", "bmm", "conv2d", "gemv"])
+@pytest.mark.parametrize("op", ["gemm", "bmm", "dense", "conv2d", "gemv", "conv1d", "conv3d", "t2d"])
 def test_every_sampled_point_is_correct_on_the_gpu(op):
     from heron_core.runner import LocalRunner, LocalRunnerParams
 
-    shape, out = COMPILE_CASES[op]
+    shape, out = COMPILE_CASES[op] if op in COMPILE_CASES else (CONV_SHAPES[op], "float16")
     t = task(op, shape, out, arch=None)
     points = SearchSpace(t).sample(4, random.Random(5))
     with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
