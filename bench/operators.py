@@ -238,11 +238,11 @@ def metaschedule_only(stem: str) -> None:
         doc = json.load(f)
     ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
     rows = doc["cases"]
-    for row in rows:
-        if row["case"] in ARGS.cases:
-            add_metaschedule(row, *workload(row))
-            write(rows, doc["peak_gops"], doc["machine"])
-            print(json.dumps(row), flush=True)
+    for case in ARGS.cases:
+        row = next(r for r in rows if r["case"] == case)
+        add_metaschedule(row, *workload(row))
+        write(rows, doc["peak_gops"], doc["machine"])
+        print(json.dumps(row), flush=True)
 
 
 def main() -> None:

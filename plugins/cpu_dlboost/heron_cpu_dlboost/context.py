@@ -101,7 +101,7 @@ class CPUContext(Context):
             ph = te.placeholder(shape, t.dtype, name=t.name)
             args.append(ph)
             source = padded(lambda *i, ph=ph: ph[i], t)
-            if t.name == hint.weight and _prepacked(t, hint):
+            if _prepacked(t, hint):
                 read[t.name] = _recording(ph, _WeightLayout(t.shape, self.weight_blocking(task)).packed)
                 continue
             if t.name == hint.weight:
@@ -317,26 +317,28 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
     the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
     from tvm import s_tir, tirx
 
-    loops = [sch.get(rv) for rv in sch.get_loops(block)]
+    rvs = sch.get_loops(block)
+    loops = [sch.get(rv) for rv in rvs]
     first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
-    realize = loops[-1].body
     loop_vars = [node.loop_var for node in loops]
-    outer = loop_vars[:first]
+    innermost = loops[-1]
+    realize = innermost.body
+    iters = [iv.var for iv in realize.block.iter_vars]
 
-    def box(starts, corner):
-        values = outer + [node.min + (node.extent - 1 if corner else 0) for node in loops[first:]]
+    def box(starts, corner: bool) -> list:
+        values = loop_vars[:first] + [node.min + (node.extent - 1 if corner else 0) for node in loops[first:]]
         return list(tirx.IndexMap(loop_vars, starts, None).map_indices(values))
 
     conds = []
     for skip in skips:
         region = next(r.region for r in realize.block.reads if r.source.name == skip.operand)
-        iters = [iv.var for iv in realize.block.iter_vars]
         starts = tirx.IndexMap(iters, [r.min for r in region], None).map_indices(list(realize.iter_values))
-        conds.append(skip.test(box(starts, 0), box(starts, 1)))
+        conds.append(skip.test(box(starts, False), box(starts, True)))
     body = s_tir.SBlockRealize(realize.iter_values, tirx.all(realize.predicate, *conds), realize.block)
-    node = loops[-1]
-    new = tirx.For(node.loop_var, node.min, node.extent, node.kind, body, node.thread_binding, node.annotations)
-    sch.state.replace(sch.get_sref(sch.get_loops(block)[-1]), new)
+    new = tirx.For(
+        innermost.loop_var, innermost.min, innermost.extent, innermost.kind, body, innermost.thread_binding, innermost.annotations
+    )
+    sch.state.replace(sch.get_sref(rvs[-1]), new)
 
 
 def _vectorize_innermost(sch, block) -> None:
