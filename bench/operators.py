@@ -43,7 +43,7 @@ def parse() -> argparse.Namespace:
         "--merge-rows",
         metavar="FILE",
         help="replace the results file's cases by those of FILE (a later run, same machine, cores and trials), "
-        "keeping their MetaSchedule results; nothing is measured",
+        "keeping the MetaSchedule results FILE lacks; nothing is measured",
     )
     return ap.parse_args()
 
@@ -217,7 +217,7 @@ def merge_rows(stem: str, path: str) -> None:
     peak = doc["peak_gops"][str(ARGS.cores)]
     rows = {r["case"]: r for r in doc["cases"]}
     for row in later["cases"]:
-        if "metaschedule" in rows.get(row["case"], {}):
+        if "metaschedule" not in row and "metaschedule" in rows.get(row["case"], {}):
             row["metaschedule"] = rows[row["case"]]["metaschedule"]
         rows[row["case"]] = row
     for row in rows.values():  # GOPS from the current op counts (e.g. without padding taps)
