@@ -43,8 +43,13 @@ def main() -> None:
     op = op_cls(shape, "int8", "int32")
     from tvm import te
 
+    from heron_core.operator import padded
+
+    # The same compute Heron tunes: padded (and zero-inserted) operands, constants inside the kernel.
     placeholders = {t.name: te.placeholder(t.shape, t.dtype, name=t.name) for t in op.inputs}
-    out = op.compute({n: (lambda ph: lambda *i: ph[i])(ph) for n, ph in placeholders.items()})
+    readers = {t.name: padded(lambda *i, ph=placeholders[t.name]: ph[i], t) for t in op.inputs}
+    readers |= {t.name: padded(lambda *i, name=t.name: op.constant(name, *i), t) for t in op.constants}
+    out = op.compute(readers)
     mod = tvm.IRModule({"main": te.create_prim_func([*placeholders.values(), out])})
     target = tvm.target.Target({"kind": "llvm", "mcpu": args.mcpu or llvm_host_cpu(), "num-cores": args.cores})
 
