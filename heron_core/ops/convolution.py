@@ -102,7 +102,7 @@ class Convolution(Operator):
         return lambda: self._apply(arrays, np.float32)
 
     def op_count(self) -> int:
-        """Multiply-adds of the taps that read the input, not its zero padding."""
+        """Operations (2 per multiply-add) of the taps that read the input, not its zero padding."""
         s = self.shape
         taps = [
             sum(0 <= o * s.stride + r * s.dilation - s.pad < n for o in range(out) for r in range(k))

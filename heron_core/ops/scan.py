@@ -73,6 +73,6 @@ class Scan(Operator):
         return lambda: np.cumsum(a, axis=1)
 
     def op_count(self) -> int:
-        """Multiply-adds by the mask's ones (the zeros above its diagonal are known, not work)."""
+        """Operations (2 per multiply-add) by the mask's ones: its zeros are known, not work."""
         s = self.shape
         return 2 * s.M * sum(min(n + 1, s.K) for n in range(s.N))
