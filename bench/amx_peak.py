@@ -22,11 +22,9 @@ OPS = {"int8": 16 * 16 * 64 * 2, "bfloat16": 16 * 16 * 32 * 2}
 def peak_kernel(threads: int, iters: int, kind: str = "int8"):
     from tvm.script import tirx as T
 
-    from heron_cpu_dlboost.amx_intrin import TileShape
+    from heron_cpu_dlboost.amx_intrin import TileShape, config_words
 
-    shape = TileShape(kind, rows=16, mt=2, nt=2, kc=1, tk=16)
-    cfg = shape.config_bytes()
-    w = [int.from_bytes(bytes(cfg[8 * i : 8 * i + 8]), "little") for i in range(8)]
+    w = config_words(TileShape(kind, rows=16, mt=2, nt=2, kc=1, tk=16))
     a_dt, b_dt, c_dt, dot = ("uint8", "int8", "int32", "llvm.x86.tdpbusd") if kind == "int8" else (
         "bfloat16", "bfloat16", "float32", "llvm.x86.tdpbf16ps")  # fmt: skip
     cols = 64 if kind == "int8" else 32

@@ -203,17 +203,23 @@ def workload(row: dict) -> tuple[str, dict[str, int]]:
     return op, {k: int(v) for k, v in (kv.split("=") for kv in params.split(","))}
 
 
+def results_doc(stem: str) -> dict:
+    """An existing results file; its trial budget and search settings become this run's."""
+    with open(stem + ".json") as f:
+        doc = json.load(f)
+    ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
+    return doc
+
+
 def merge_rows(stem: str, path: str) -> None:
     """The rows of a later run replace the results file's; MetaSchedule's figures stay (same trials)."""
     from heron_core.registry import registry
 
-    with open(stem + ".json") as f:
-        doc = json.load(f)
+    doc = results_doc(stem)
     with open(path) as f:
         later = json.load(f)
     if later["trials_per_case"] != doc["trials_per_case"] or later["machine"]["llvm_cpu"] != doc["machine"]["llvm_cpu"]:
         sys.exit(f"{path} is not a run of the same machine and trial budget")
-    ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
     peak = doc["peak_gops"][str(ARGS.cores)]
     rows = {r["case"]: r for r in doc["cases"]}
     for row in later["cases"]:
@@ -234,9 +240,7 @@ def merge_rows(stem: str, path: str) -> None:
 
 def metaschedule_only(stem: str) -> None:
     """MetaSchedule for ARGS.cases of an existing results file, written back after each case."""
-    with open(stem + ".json") as f:
-        doc = json.load(f)
-    ARGS.trials, ARGS.search, ARGS.model = doc["trials_per_case"], doc["search"], doc["model"]
+    doc = results_doc(stem)
     rows = doc["cases"]
     for case in ARGS.cases:
         row = next(r for r in rows if r["case"] == case)

@@ -23,6 +23,12 @@ HAS_AMX = {"amx_tile", "amx_int8", "amx_bf16"} <= host_cpu().flags
 NO_AMX = "this CPU has no AMX (amx_tile/amx_int8/amx_bf16 not in /proc/cpuinfo): AMX kernels cannot run here"
 OUT = {"int8": "int32", "bfloat16": "float32"}
 CONV = {"N": 1, "C": 64, "H": 8, "W": 8, "K": 32, "R": 3, "S": 3, "stride": 1, "pad": 1}
+INT8_CASES = [  # one int8 case per operator the target supports
+    ("gemm", {"M": 64, "K": 256, "N": 64}, "int8"),
+    ("dense", {"M": 32, "K": 128, "N": 48}, "int8"),
+    ("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "int8"),
+    ("conv2d", CONV, "int8"),
+]
 
 
 def task(op, shape, in_dtype="int8", **target) -> Task:
@@ -78,10 +84,7 @@ def test_unknown_or_refused_process_setup_is_an_error():
 @pytest.mark.parametrize(
     "op,shape,in_dtype",
     [
-        ("gemm", {"M": 64, "K": 256, "N": 64}, "int8"),
-        ("dense", {"M": 32, "K": 128, "N": 48}, "int8"),
-        ("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "int8"),
-        ("conv2d", CONV, "int8"),
+        *INT8_CASES,
         ("gemm", {"M": 32, "K": 128, "N": 32}, "bfloat16"),
         ("conv2d", {**CONV, "R": 1, "S": 1, "stride": 2, "pad": 0}, "bfloat16"),
     ],
@@ -133,10 +136,7 @@ def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype):
 @pytest.mark.parametrize(
     "op,shape,in_dtype",
     [
-        ("gemm", {"M": 64, "K": 256, "N": 64}, "int8"),
-        ("dense", {"M": 32, "K": 128, "N": 48}, "int8"),
-        ("bmm", {"batch": 2, "M": 32, "K": 64, "N": 32}, "int8"),
-        ("conv2d", CONV, "int8"),
+        *INT8_CASES,
         ("conv2d", {**CONV, "H": 14, "W": 14, "R": 1, "S": 1, "stride": 2, "pad": 0}, "int8"),
         ("gemm", {"M": 32, "K": 128, "N": 32}, "bfloat16"),
         ("conv2d", CONV, "bfloat16"),
