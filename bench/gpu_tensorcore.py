@@ -106,7 +106,7 @@ def feature_row(task, point: dict) -> dict[str, float]:
     the case's GEMM extents, log2-scaled."""
     view = task.context.compute(task).view
     Mp, Np, Kp = view.padded
-    row = {**point, **task.context.features(task, point), "case_m": Mp, "case_n": Np, "case_k": Kp,
+    row = {"mma": 0, **point, **task.context.features(task, point), "case_m": Mp, "case_n": Np, "case_k": Kp,
            "case_batch": view.batch, "b_nk": int(view.b_layout == "nk"), "gathered": int(bool(view.layouts))}  # fmt: skip
     return {k: math.log2(1 + float(v)) for k, v in row.items()}
 
@@ -142,12 +142,35 @@ def _measured(previous: list[dict]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for run in previous:
         for case in run["cases"]:
-            out.setdefault(case["case"], []).extend(m for m in case.get("measurements", []) if m["status"] == "ok")
+            out.setdefault(case["case"], []).extend(
+                {**m, "point": {"mma": 0, **m["point"]}}  # runs before the mma knob: all wmma
+                for m in case.get("measurements", []) if m["status"] == "ok"
+            )
     return {k: v for k, v in out.items() if v}
 
 
-def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[str], candidates: int, explore: int) -> dict:
-    """``points``: per group, or "*" for any other; guided runs add ``explore`` per 10 points."""
+def _fresh(space, n: int, rng: random.Random, seen: list[str], fixed: dict) -> list[dict]:
+    """Up to ``n`` distinct valid points agreeing with ``fixed`` (all of ``space.sample`` when empty)."""
+    from heron_core.space import point_key
+
+    if not fixed:
+        return space.sample(n, rng, exclude=seen)
+    keys, out = set(seen), []
+    for _ in range(3 * n):
+        p = space.complete(fixed, rng)
+        if p is not None and point_key(p) not in keys:
+            keys.add(point_key(p))
+            out.append(p)
+            if len(out) == n:
+                break
+    return out
+
+
+def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[str], candidates: int, explore: int,
+              fixed: dict | None = None) -> dict:
+    """``points``: per group, or "*" for any other; guided runs add ``explore`` per 10 points.
+    ``fixed`` knob values restrict the fresh samples (e.g. mma=1: the earlier runs' best, all wmma,
+    is then measured next to its mma twin and the model's top mma points)."""
     import numpy as np
 
     from heron_core.space import SearchSpace, point_key
@@ -162,15 +185,18 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
         space = SearchSpace(task)
         n = points.get(CASES[name][0], points["*"])
         if model is None:
-            chosen = space.sample(n, rng)
+            chosen = _fresh(space, n, rng, [], fixed or {})
         else:
             before = [m for m in measured.get(name, []) if space.is_valid(m["point"])]
             seen = [point_key(m["point"]) for m in before]
-            pool = space.sample(candidates, rng, exclude=seen)
+            pool = _fresh(space, candidates, rng, seen, fixed or {})
             reg, feats = model
             scores = reg.predict(np.array([[feature_row(task, p)[f] for f in feats] for p in pool]))
             ranked = [pool[i] for i in np.argsort(-scores)]
             best = [min(before, key=lambda m: m["latency_s"])["point"]] if before else []
+            twin = [{**best[0], **fixed}] if best and fixed and space.is_valid({**best[0], **fixed}) else []
+            best += [p for p in twin if point_key(p) not in {point_key(b) for b in best}]
+            ranked = [p for p in ranked if point_key(p) not in {point_key(b) for b in best}]
             more = explore * n // 10
             chosen = best + ranked[:n] + ranked[n:][: more * 4 : 4][:more]
         cases.append({"case": name, "points": chosen})
@@ -179,6 +205,9 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
     sampler = (f"the best point of {', '.join(map(os.path.basename, guides))}; the top ({counts}) of {candidates} fresh "
                f"samples by a cost model trained on those runs; {explore} per 10 more from the rest of the ranking"
                if guides else f"random valid ({counts})")  # fmt: skip
+    if fixed:
+        sampler += f"; fresh samples restricted to {', '.join(f'{k}={v}' for k, v in fixed.items())}"
+        sampler += " (the earlier best's twin with them too)" if guides else ""
     return {"sampler": sampler, "seed": seed, "cases": cases}
 
 
@@ -564,7 +593,8 @@ def markdown(result: dict) -> str:
 NOTES = [
     "Notes:",
     "- Large GEMMs: cuBLAS runs Hopper's wgmma (warpgroup MMA fed by TMA), which TVM 0.27's schedule language does not "
-    "reach; Heron's kernels use the WMMA fragments (mma.sync) of sm_70+. Convolutions against cuDNN's channels-last "
+    "reach; Heron's kernels use WMMA fragments or mma.sync m16n8k16 with ldmatrix (the `mma` knob), both the "
+    "warp-level Tensor Core instructions of sm_80. Convolutions against cuDNN's channels-last "
     "kernels (most likely wgmma too) are behind for that reason; the 1x1 and strided ones, gemv, scan and the small bmm "
     "are ahead.",
     "- 'Heron ms' is the re-timed best (7 repeats of >= 40 ms, after tuning); for the largest GEMMs it is up to ~13% "
@@ -574,12 +604,18 @@ NOTES = [
 ]
 
 
-def report(result: dict, history: list[str], out: Path, stem: str, notes: list[str]) -> None:
+def report(result: dict, history: list[str], out: Path, stem: str, notes: list[str], run_name: str | None = None) -> None:
     """Write a run's table, chart and JSON (best points only) and, compressed, every measurement
-    of it and of the earlier runs that guided it."""
-    runs = {os.path.basename(h): json.loads(Path(h).read_text()) for h in history}
-    runs[f"{stem}.json"] = result
-    archive = {name: {c["case"]: c.get("measurements", []) for c in run["cases"]} for name, run in runs.items()}
+    of it and of the earlier runs that guided it (their JSONs, or an earlier `_measurements.json.gz`
+    archive whose runs are kept as they are)."""
+    archive = {}
+    for h in history:
+        if h.endswith(".gz"):
+            archive.update(json.loads(gzip.decompress(Path(h).read_bytes())))
+        else:
+            cases = json.loads(Path(h).read_text())["cases"]
+            archive[os.path.basename(h)] = {c["case"]: c.get("measurements", []) for c in cases}
+    archive[run_name or f"{stem}.json"] = {c["case"]: c.get("measurements", []) for c in result["cases"]}
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}_measurements.json.gz").write_bytes(gzip.compress(json.dumps(archive).encode(), 9))
     slim = {**result, "notes": notes, "cases": [{k: v for k, v in c.items() if k != "measurements"} for c in result["cases"]]}
@@ -620,6 +656,7 @@ def main() -> None:
     p.add_argument("--guide", nargs="*", default=[], help="earlier runs' JSONs (or a _measurements.json.gz): train on them")
     p.add_argument("--candidates", type=int, default=300, help="fresh samples per case the model ranks")
     p.add_argument("--explore", type=int, default=0, help="guided: per 10 points, this many from the rest of the ranking")
+    p.add_argument("--fix", default="", help="KNOB=V,...: fresh samples agree with these (e.g. mma=1)")
     p.add_argument("--out", required=True, help="the plan (JSON; gzip-compressed if it ends in .gz)")
     r = sub.add_parser("run", help="measure a plan and PyTorch (on the GPU machine)")
     r.add_argument("plan")
@@ -629,7 +666,8 @@ def main() -> None:
     r.add_argument("--deadline", type=float, default=1e9, help="seconds of tuning before the remaining cases are skipped")
     m = sub.add_parser("report", help="a run's JSON -> results files (best points; measurements compressed)")
     m.add_argument("result")
-    m.add_argument("--history", nargs="*", default=[], help="the earlier runs' JSONs that guided it")
+    m.add_argument("--history", nargs="*", default=[], help="the earlier runs' JSONs (or a _measurements.json.gz) that guided it")
+    m.add_argument("--run-name", default=None, help="the run's name in the archive (default: STEM.json)")
     m.add_argument("--note", action="append", default=[], help="a line for the notes (repeatable)")
     m.add_argument("--out", default="bench/results")
     m.add_argument("--stem", default="gpu_tensorcore")
@@ -638,7 +676,9 @@ def main() -> None:
         groups = set(args.groups.split(","))
         names = args.cases.split(",") if args.cases else [n for n, c in CASES.items() if "all" in groups or c[0] in groups]
         points = dict(kv.split("=") for kv in args.points.split(",")) if "=" in args.points else {"*": args.points}
-        plan = make_plan(names, {k: int(v) for k, v in points.items()}, args.seed, args.guide, args.candidates, args.explore)
+        fixed = {k: int(v) for k, v in (kv.split("=") for kv in args.fix.split(",") if kv)}
+        plan = make_plan(names, {k: int(v) for k, v in points.items()}, args.seed, args.guide, args.candidates, args.explore,
+                         fixed)  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(plan).encode()
         Path(args.out).write_bytes(gzip.compress(text) if args.out.endswith(".gz") else text)
@@ -647,7 +687,7 @@ def main() -> None:
         run_plan(json.loads(gzip.decompress(text) if args.plan.endswith(".gz") else text), Path(args.out), args.stem,
                  args.parallel, args.deadline)  # fmt: skip
     else:
-        report(json.loads(Path(args.result).read_text()), args.history, Path(args.out), args.stem, args.note)
+        report(json.loads(Path(args.result).read_text()), args.history, Path(args.out), args.stem, args.note, args.run_name)
 
 
 if __name__ == "__main__":

@@ -226,10 +226,14 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
         params[key] = validate_params(reg, kind, Section(name=ref.name, params=given))
     tasks = []
     target_ref = PluginRef(name=cfg.target.name, params=params["target"].model_dump(exclude_unset=True))
+    # dtypes the config leaves unset: the target's own defaults where it has them (tensorcore: fp16)
+    defaults = getattr(reg.get("target", cfg.target.name).factory, "default_dtypes", None) or (cfg.in_dtype, cfg.out_dtype)
+    in_dtype = cfg.in_dtype if "in_dtype" in cfg.model_fields_set else defaults[0]
+    out_dtype = cfg.out_dtype if "out_dtype" in cfg.model_fields_set else defaults[1]
     for case in cfg.cases:
         op_cls = reg.get("operator", case.op).factory
         shape = parse_shape(op_cls, case.shape)
-        tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=cfg.in_dtype, out_dtype=cfg.out_dtype))
+        tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype))
     return Plan(cfg, tasks, params, notes)
 
 

@@ -66,6 +66,8 @@ class Target(ABC):
     """A hardware target: what TVM compiles for, where kernels run, which Context schedules."""
 
     name: str
+    default_dtypes: tuple[str, str] | None = None
+    """(in_dtype, out_dtype) for a config that names none (the config's own default, int8 -> int32, otherwise)."""
 
     def __init__(self, params: BaseModel):
         self.params = params

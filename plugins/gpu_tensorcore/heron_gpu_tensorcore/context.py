@@ -1,4 +1,8 @@
-"""TensorCoreContext: the CUDA WMMA schedule template of a batched GEMM view, and its rules.
+"""TensorCoreContext: the CUDA Tensor Core schedule template of a batched GEMM view, and its rules.
+
+The warp-level math is WMMA fragments or, with the ``mma`` knob (sm_80+), mma.sync m16n8k16 fed by
+ldmatrix: 16x16x16 tiles in registers laid out as the PTX fragments (intrin.warp_layout), lowered
+with lowering.py's workaround for TVM 0.27's LowerWarpMemory.
 
 Loop structure of the GEMM C[b, m, n] (see gemm_view.py for how operators map onto it):
 
@@ -26,7 +30,7 @@ import numpy as np
 
 from heron_core.space import Point, SearchSpace
 from heron_core.target import Context
-from heron_gpu_tensorcore import intrin
+from heron_gpu_tensorcore import intrin, lowering
 from heron_gpu_tensorcore.device import MAX_REGISTERS_PER_THREAD
 from heron_gpu_tensorcore.gemm_view import GemmView, arg_shape, readers, view_of
 
@@ -92,6 +96,18 @@ class TensorCoreContext(Context):
         for f, (_, n_frag, _) in intrin.FRAGMENTS.items():
             if (n_frag * min(2, acc_bytes)) % WMMA_ALIGN_BYTES:
                 m.Add(frag != f)
+        # mma.sync m16n8k16 fed by ldmatrix (PTX, sm_80+) instead of wmma: 16x16x16 tiles in warp
+        # registers, each two m16n8k16 instructions. ldmatrix reads 8 rows of 16 bytes per matrix, so
+        # shared rows must start 16-byte aligned: pitches are multiples of 8 fp16 (PADS), and a
+        # fragment starts every 16 elements along k.
+        mma_values = (0, 1) if self.target.mma_capable else (0,)
+        mma = space.knob("mma", mma_values, "0 = wmma fragments, 1 = mma.sync m16n8k16 + ldmatrix")
+        m.Add(frag == 0).OnlyEnforceIf(_eq(space, mma, 1))
+        unroll = space.knob("unroll", UNROLL, "auto-unroll max step")
+        # TVM's explicit unrolling folds a fragment's offset into the thread's register index
+        # ((8 * threadIdx.x + 260) / 256) before LowerWarpMemory splits it, which leaves the
+        # accumulators in local memory; left rolled, nvcc unrolls the constant-trip loops itself
+        m.Add(unroll == 0).OnlyEnforceIf(_eq(space, mma, 1))
         mw = space.knob("m_warps", WARP_COUNTS, "warps along m in a block")
         nw = space.knob("n_warps", WARP_COUNTS, "warps along n in a block")
         mf = space.knob("m_frags", FRAG_COUNTS, "fragments along m per warp")
@@ -103,7 +119,6 @@ class TensorCoreContext(Context):
         vec_b = space.knob("vec_b", [v for v in VECTORS if v <= view.vec_b], "elements per load of B")
         pad_a = space.knob("pad_a", PADS, "shared row pitch of A modulo 32 elements (against bank conflicts)")
         pad_b = space.knob("pad_b", PADS, "shared row pitch of B modulo 32 elements")
-        space.knob("unroll", UNROLL, "auto-unroll max step")
 
         # tiles divide the padded extents; the pipeline is no deeper than the k loop
         bm = space.product([mw, mf, fm], Mp, "block_m")
@@ -297,11 +312,12 @@ def schedule(comp: Compute, task: Task, point: Point):
     sch.compute_inline(sch.get_sblock("A_gemm"))
     sch.compute_inline(sch.get_sblock("B_gemm"))
 
-    a_frag = sch.cache_read(tile, 0, "wmma.matrix_a")
-    b_frag = sch.cache_read(tile, 1, "wmma.matrix_b")
+    use_mma = bool(p.get("mma", 0))
+    a_frag = sch.cache_read(tile, 0, "warp" if use_mma else "wmma.matrix_a")
+    b_frag = sch.cache_read(tile, 1, "warp" if use_mma else "wmma.matrix_b")
     sch.compute_at(a_frag, k1)
     sch.compute_at(b_frag, k1)
-    store = sch.cache_write(tile, 0, "wmma.accumulator")
+    store = sch.cache_write(tile, 0, "warp" if use_mma else "wmma.accumulator")
     if comp.direct:
         sch.reverse_compute_inline(sch.get_sblock("out"))
     sch.reverse_compute_at(store, ty)
@@ -327,11 +343,10 @@ def schedule(comp: Compute, task: Task, point: Point):
         return ri
 
     init = sch.decompose_reduction(tile, k0)
-    sch.tensorize(tiles_of(a_frag, fm, fk), intrin.load(fm, fn, fk, "a"))
-    sch.tensorize(tiles_of(b_frag, *intrin.b_shape(fn, fk, layout)), intrin.load(fm, fn, fk, "b", layout))
-    sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intrin.fill(fm, fn, fk, acc))
-    sch.tensorize(tiles_of(store, fm, fn), intrin.store(fm, fn, fk, acc, "global" if comp.direct else intrin.SHARED))
-    sch.tensorize(sch.get_loops(_gemm_inner(sch, tile))[-3], intrin.mma(fm, fn, fk, acc, layout))
+    if use_mma:
+        _tensorize_mma(sch, comp, tile, init, a_frag, b_frag, store, acc, layout, tiles_of)
+    else:
+        _tensorize_wmma(sch, comp, tile, init, a_frag, b_frag, store, acc, layout, tiles_of, (fm, fn, fk))
 
     if p["stages"] > 1:
         sch.annotate(k0, "software_pipeline_stage", [0, 0, p["stages"] - 1])
@@ -341,7 +356,35 @@ def schedule(comp: Compute, task: Task, point: Point):
     if p["unroll"]:
         sch.annotate(bx, "pragma_auto_unroll_max_step", p["unroll"])
         sch.annotate(bx, "pragma_unroll_explicit", 1)
+    if use_mma:
+        lowering.install()
+        return lowering.mark(sch.mod)
     return sch.mod
+
+
+def _tensorize_wmma(sch, comp, tile, init, a_frag, b_frag, store, acc, layout, tiles_of, frag) -> None:
+    fm, fn, fk = frag
+    sch.tensorize(tiles_of(a_frag, fm, fk), intrin.load(fm, fn, fk, "a"))
+    sch.tensorize(tiles_of(b_frag, *intrin.b_shape(fn, fk, layout)), intrin.load(fm, fn, fk, "b", layout))
+    sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intrin.fill(fm, fn, fk, acc))
+    sch.tensorize(tiles_of(store, fm, fn), intrin.store(fm, fn, fk, acc, "global" if comp.direct else intrin.SHARED))
+    sch.tensorize(sch.get_loops(_gemm_inner(sch, tile))[-3], intrin.mma(fm, fn, fk, acc, layout))
+
+
+def _tensorize_mma(sch, comp, tile, init, a_frag, b_frag, store, acc, layout, tiles_of) -> None:
+    """Warp-scope operand and accumulator buffers take mma.sync's register layout (b, rows/16,
+    cols/16, thread, register); loads become ldmatrix.x4, each 16x16x16 step two m16n8k16."""
+    loop_a = tiles_of(a_frag, 16, 16)
+    loop_b = tiles_of(b_frag, 16, 16)
+    loop_c = tiles_of(store, 16, 16)
+    sch.transform_layout(a_frag, ("write", 0), intrin.warp_tile_map)
+    sch.transform_layout(b_frag, ("write", 0), intrin.warp_tile_map)
+    sch.transform_layout(store, ("read", 0), intrin.warp_tile_map)
+    sch.tensorize(loop_a, intrin.ldmatrix("a"))
+    sch.tensorize(loop_b, intrin.ldmatrix("b", layout))
+    sch.tensorize(sch.get_loops(sch.get_child_blocks(init)[0])[-2], intrin.mma_fill(acc))
+    sch.tensorize(loop_c, intrin.mma_store(acc, "global" if comp.direct else intrin.SHARED))
+    sch.tensorize(sch.get_loops(_gemm_inner(sch, tile))[-3], intrin.mma_sync(acc, layout))
 
 
 def _regroups_output(view: GemmView, shape: tuple[int, ...]) -> bool:

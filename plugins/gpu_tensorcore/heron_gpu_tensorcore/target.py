@@ -1,4 +1,5 @@
-"""Target ``tensorcore``: fp16 operators on NVIDIA Tensor Cores (CUDA WMMA), sm_70 and newer."""
+"""Target ``tensorcore``: fp16 operators on NVIDIA Tensor Cores (CUDA WMMA, and mma.sync + ldmatrix
+on sm_80 and newer), sm_70 and newer."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ class TensorCoreParams(BaseModel):
 
 class TensorCoreTarget(Target):
     name = "tensorcore"
+    default_dtypes = ("float16", "float16")  # `heron tune --target tensorcore` without --in-dtype/--out-dtype
     params: TensorCoreParams
 
     def __init__(self, params: TensorCoreParams):
@@ -37,6 +39,11 @@ class TensorCoreTarget(Target):
         self.arch = params.arch or self.gpu.arch
         # TVM reads its CUDA compiler from the environment, in whichever process builds
         os.environ.setdefault("TVM_CUDA_COMPILE_MODE", params.compiler)
+
+    @property
+    def mma_capable(self) -> bool:
+        """mma.sync.m16n8k16 with fp16 operands and ldmatrix: sm_80 and newer."""
+        return int(self.arch.removeprefix("sm_").rstrip("a")) >= 80
 
     def check_host(self) -> None:
         if not self.gpu.present:

@@ -40,6 +40,18 @@ def test_limits_come_from_the_device_or_say_they_are_sm90_defaults():
         assert "sm_90" in gpu.source and gpu.max_shared_per_block == SM90.max_shared_per_block == 227 * 1024
 
 
+def test_tune_config_defaults_to_fp16():
+    """`heron tune --target tensorcore` with no dtypes: the target's fp16 -> fp16, not the config's int8."""
+    from heron_core import config as cfgmod
+    from heron_core.registry import registry
+
+    cfg, legacy, _ = cfgmod.load(None, {"target": {"name": "tensorcore"}})
+    spec = cfgmod.plan(cfg, registry(), legacy).tasks[0]
+    assert (spec.op, spec.in_dtype, spec.out_dtype) == ("gemm", "float16", "float16")
+    cfg, legacy, _ = cfgmod.load(None, {"target": {"name": "tensorcore"}, "out_dtype": "float32"})
+    assert cfgmod.plan(cfg, registry(), legacy).tasks[0].out_dtype == "float32"
+
+
 def test_refuses_without_gpu_and_for_other_dtypes_or_operators():
     if not query().present:
         with pytest.raises(TargetUnavailable, match="needs an NVIDIA GPU"):
@@ -91,8 +103,8 @@ def test_shared_memory_limit_is_a_constraint():
     t.target.gpu = type(t.target.gpu)(**{**t.target.gpu.__dict__, "max_shared_per_block": 48 * 1024})
     for p in SearchSpace(t).sample(20, random.Random(1)):
         assert _smem_bytes(t.context.compute(t), t, p) <= 48 * 1024
-    big = {"frag": 0, "m_warps": 4, "n_warps": 2, "m_frags": 4, "n_frags": 4, "k_frags": 4, "stages": 4, "async_copy": 1,
-           "vec_a": 8, "vec_b": 8, "pad_a": 8, "pad_b": 8, "unroll": 0}  # fmt: skip
+    big = {"frag": 0, "mma": 0, "m_warps": 4, "n_warps": 2, "m_frags": 4, "n_frags": 4, "k_frags": 4, "stages": 4,
+           "async_copy": 1, "vec_a": 8, "vec_b": 8, "pad_a": 8, "pad_b": 8, "unroll": 0}  # fmt: skip
     assert small.is_valid(big) and not SearchSpace(t).is_valid(big)
 
 
@@ -154,7 +166,10 @@ def test_sampled_points_compile_to_tensor_core_cuda(op, cuda_build):
     points = SearchSpace(t).sample(2, random.Random(len(op)))
     for p in points:
         src = cuda_build(t, p)
-        assert "wmma::mma_sync" in src and "wmma::load_matrix_sync" in src
+        if p["mma"]:
+            assert "mma.sync.aligned.m16n8k16" in src and "ldmatrix.sync.aligned" in src
+        else:
+            assert "wmma::mma_sync" in src and "wmma::load_matrix_sync" in src
         if p["async_copy"]:
             assert "cp.async" in src
 
@@ -183,6 +198,44 @@ def test_convolution_gathers_are_16_byte_loads(cuda_build, async_copy):
     assert "wmma::col_major" in src
 
 
+# --- mma.sync m16n8k16 + ldmatrix -------------------------------------------------------------
+def test_mma_is_a_knob_of_sm80_and_newer_with_16x16x16_tiles():
+    t = task("gemm", {"M": 256, "K": 256, "N": 256})
+    space = SearchSpace(t)
+    points = space.sample(40, random.Random(2))
+    assert {p["mma"] for p in points} == {0, 1}
+    assert all(p["frag"] == 0 and p["unroll"] == 0 for p in points if p["mma"])
+    p = space.complete({"mma": 1}, random.Random(0))
+    assert not space.is_valid({**p, "frag": 2})  # mma tiles are 16x16x16
+    old = task("gemm", {"M": 256, "K": 256, "N": 256}, arch="sm_75")
+    assert SearchSpace(old).knobs["mma"].values == [0]
+
+
+MMA_CASES = {
+    "gemm": ({"M": 128, "K": 256, "N": 128}, "float32", {"stages": 3, "async_copy": 1}),  # B[k, n]: ldmatrix.trans
+    "dense": ({"M": 64, "K": 64, "N": 48}, "float16", {}),  # B^T[n, k]
+    "conv2d": ({"N": 2, "C": 16, "H": 7, "W": 7, "K": 32, "R": 3, "S": 3, "stride": 1, "pad": 1}, "float16", {}),  # staged
+}
+
+
+@pytest.mark.parametrize("op", sorted(MMA_CASES))
+def test_mma_points_compile_to_ldmatrix_and_mma_sync(op, cuda_build):
+    shape, out, fixed = MMA_CASES[op]
+    t = task(op, shape, out)
+    p = SearchSpace(t).complete({"mma": 1, **fixed}, random.Random(1))
+    src = cuda_build(t, p)
+    assert "mma.sync.aligned.m16n8k16.row.col" in src
+    assert "ldmatrix.sync.aligned.m8n8.x4" in src and "wmma" not in src
+    # every warp-scope fragment became a per-thread array (8 elements per 16x16 tile): none is
+    # left warp-sized in local memory, none is read through a shuffle
+    sizes = [int(n) for n in re.findall(r"_warp_ptr(?:_\d+)?\[(\d+)\];", src)]
+    assert len(sizes) >= 3 and max(sizes) <= 8 * p["m_frags"] * p["n_frags"], sizes
+    assert "__shfl" not in src and not re.search(r"_warp_ptr \+ [^;]*threadIdx", src)
+    assert ("ldmatrix.sync.aligned.m8n8.x4.trans" in src) == (t.context.compute(t).view.b_layout == "kn")
+    if fixed.get("async_copy"):
+        assert "cp.async" in src
+
+
 # --- on a GPU: every sampled point is a correct kernel ----------------------------------------
 @pytest.mark.skipif(not query().present, reason="no usable NVIDIA GPU here: kernels are compiled but not run")
 @pytest.mark.parametrize("op", ["gemm", "bmm", "dense", "conv2d", "gemv", "conv1d", "conv3d", "t2d"])
@@ -192,6 +245,21 @@ def test_every_sampled_point_is_correct_on_the_gpu(op):
     shape, out = COMPILE_CASES[op] if op in COMPILE_CASES else (CONV_SHAPES[op], "float16")
     t = task(op, shape, out, arch=None)
     points = SearchSpace(t).sample(4, random.Random(5))
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(t, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+@pytest.mark.skipif(not query().present, reason="no usable NVIDIA GPU here: kernels are compiled but not run")
+@pytest.mark.parametrize("op, out", [("gemm", "float32"), ("dense", "float16"), ("conv2d", "float32"), ("t2d", "float16")])
+def test_mma_points_are_correct_on_the_gpu(op, out):
+    from heron_core.runner import LocalRunner, LocalRunnerParams
+
+    shape = COMPILE_CASES[op][0] if op in COMPILE_CASES else CONV_SHAPES[op]
+    t = task(op, shape, out, arch=None)
+    space = SearchSpace(t)
+    rng = random.Random(7)
+    points = [space.complete({"mma": 1}, rng) for _ in range(3)]
     with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
         results = list(runner.run(t, points))
     assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
