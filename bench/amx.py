@@ -1,6 +1,7 @@
-"""AMX benchmark: the figure-8 GEMM, bmm and conv2d cases plus GEMM 1024^3 / 4096^3, int8, tuned on
-target ``amx`` next to PyTorch's int8 oneDNN paths (bench/vendor.py) and the AMX peak (bench/amx_peak.py),
-all measured in one run; writes a table and a chart.
+"""AMX benchmark: the figure-8 GEMM, bmm and conv2d cases plus GEMM 1024^3 / 4096^3, int8 (or bf16 with
+--in-dtype bfloat16), tuned on target ``amx`` next to PyTorch's oneDNN paths of the same dtype (int8: bench/vendor.py's
+int8 paths; bf16: torch matmul / linear / conv2d in bf16) and the AMX peak (bench/amx_peak.py), all measured in one
+run, at the plan's thread count; writes a table and a chart.
 
 Tuning here is ``crand`` without a cost model: random valid points of the CP-SAT space, each
 built, checked against numpy and timed; the fastest few (--retime-top) are re-built and re-timed with more
@@ -11,6 +12,9 @@ two halves can run on different machines, since OR-Tools need not exist where th
     python bench/amx.py run plan16.json --out bench/results                                      # a CPU with AMX
     python bench/amx.py all --cores 2 --points 24                                                 # both, here
     python bench/amx.py vendor plan16.json --cases bmm:B1 conv2d:C2D1      # oneDNN alone, to re-check a vendor figure
+    python bench/amx.py plan --cores 1 --points 6 --cases gemm:G2 --structured parts.json --out plan1.json
+        # parts.json {"gemm:G2": [{"lane_first_2": 1, "k1": [8, 16], "_n": 4}, ...]}: points drawn from such
+        # partial points first (completed by CP-SAT, so valid), then 6 random ones
 
 ``run`` writes amx_<llvm cpu>_<cores>c.{json,md,png} under --out.
 """
@@ -37,6 +41,12 @@ def parse() -> argparse.Namespace:
         p.add_argument("--l1-kib", type=int, help="L1d per core of the machine that will run the kernels (default: this one's)")
         p.add_argument("--l2-kib", type=int, help="L2 per core, likewise")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--structured",
+            help="JSON file {OP:LABEL: [partial point, ...]}: each partial (a value or a list of allowed values per knob; "
+            "'_n': how many distinct points to draw from it, default 1) is completed by CP-SAT, so every point is valid; "
+            "drawn before the --points random ones, partials that no valid point satisfies are reported and skipped",
+        )
         p.add_argument("--out", default=None)
     run = sub.add_parser("run")
     run.add_argument("plan")
@@ -45,7 +55,9 @@ def parse() -> argparse.Namespace:
     run.add_argument("--no-vendor", action="store_true")
     run.add_argument("--tag", default="", help="suffix of the result files")
     run.add_argument("--retime-top", type=int, default=3, help="re-time this many of the fastest points")
-    vend = sub.add_parser("vendor", help="re-measure only PyTorch's oneDNN int8 paths for cases of a plan")
+    vend = sub.add_parser(
+        "vendor", help="re-measure only PyTorch's oneDNN paths (int8, or bf16 for bf16 cases) for cases of a plan"
+    )
     vend.add_argument("plan")
     vend.add_argument("--cases", nargs="+", help="OP:LABEL of the plan (default: all)")
     return ap.parse_args()
@@ -61,9 +73,13 @@ def make_plan() -> dict:
     from heron_core import cli
     from heron_core.config import parse_shape
     from heron_core.registry import registry
-    from heron_core.space import SearchSpace
+    from heron_core.space import SearchSpace, point_key
     from heron_core.task import PluginRef, Task, TaskSpec
 
+    structured = {}
+    if ARGS.structured:
+        with open(ARGS.structured) as f:
+            structured = json.load(f)
     target = {"num_cores": ARGS.cores}
     target.update({k: v for k, v in (("l1_kib", ARGS.l1_kib), ("l2_kib", ARGS.l2_kib)) if v})
     cases = []
@@ -78,14 +94,33 @@ def make_plan() -> dict:
             out_dtype=OUT_DTYPE[ARGS.in_dtype],
         )
         task = Task(spec)
-        points = SearchSpace(task).sample(ARGS.points, random.Random(ARGS.seed))
         label = shape_text if "=" not in shape_text else task.op.shape_label()
+        space, rng = SearchSpace(task), random.Random(ARGS.seed)
+        points, keys = [], set()
+        for partial in structured.get(f"{op}:{label}", []):
+            partial = dict(partial)
+            want, got = partial.pop("_n", 1), 0
+            for _ in range(4 * want):
+                point = space.complete(partial, rng)
+                if point is None:
+                    print(f"  {op}:{label}: no valid point satisfies {partial}", flush=True)
+                    break
+                key = point_key(point)
+                if key not in keys:
+                    keys.add(key)
+                    points.append(point)
+                    got += 1
+                if got == want:
+                    break
+        n_structured = len(points)
+        points += space.sample(ARGS.points, rng, exclude=keys)
         cases.append({"label": label, "op": op, "shape": task.op.shape.model_dump(), "in_dtype": ARGS.in_dtype, "points": points})
-        print(f"planned {op}:{label}: {len(points)} points", flush=True)
+        print(f"planned {op}:{label}: {len(points)} points ({n_structured} structured)", flush=True)
     return {
         "heron_amx_plan": 1,
         "target": target,
-        "sampler": "SearchSpace.sample (crand, no cost model)",
+        "sampler": "SearchSpace.sample (crand, no cost model)"
+        + (f" after the structured partial points of {ARGS.structured}" if structured else ""),
         "seed": ARGS.seed,
         "cases": cases,
     }
@@ -125,7 +160,7 @@ def run_plan(plan: dict, out_dir: str, tag: str = "") -> dict:
         print(f"AMX {kind} peak: {one:.0f} GOPS on 1 core, {all_:.0f} GOPS on {cores}", flush=True)
     peak = peaks["int8"]
     result = {
-        "benchmark": "amx int8 operators vs PyTorch oneDNN int8",
+        "benchmark": "amx operators vs PyTorch/oneDNN (int8 paths for int8 cases, bf16 paths for bf16 cases)",
         "machine": {**machine(), "cores_used": cores},
         "target": target,
         "tuning": f"{plan['sampler']}, seed {plan['seed']}; best re-built and re-timed (median of 10 repeats)",
@@ -178,8 +213,8 @@ def run_plan(plan: dict, out_dir: str, tag: str = "") -> dict:
                     best_point=best.point,
                     retimed=retimed,
                 )
-            if not ARGS.no_vendor and case["in_dtype"] == "int8":
-                row["onednn"] = onednn(task.op, cores)
+            if not ARGS.no_vendor:
+                row["onednn"] = onednn(task.op, cores) if case["in_dtype"] == "int8" else torch_bf16(task.op, cores)
                 if ok and row["onednn"].get("ms"):
                     row["speedup_vs_onednn"] = row["onednn"]["ms"] / row["latency_ms"]
             result["results"].append(row)
@@ -242,6 +277,74 @@ def onednn(op, threads: int) -> dict:
     }
 
 
+def torch_bf16(op, threads: int) -> dict:
+    """PyTorch's bf16 paths (oneDNN AMX bf16 on such a CPU: matmul / linear / bmm, conv2d in NCHW and
+    channels-last), same inputs as Heron's, each checked against the f32 reference (bf16 output: max
+    error within 2% of the largest |output|); the fastest correct one, like ``onednn`` for int8."""
+    import numpy as np
+    import vendor
+
+    torch, why = vendor.load("torch")
+    if torch is None:
+        return {"skipped": why}
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    arrays = op.random_inputs(0)
+    ref = op.reference(arrays).astype(np.float32)
+    t = {k: torch.from_numpy(np.ascontiguousarray(v).view(np.int16)).view(torch.bfloat16) for k, v in arrays.items()}
+    paths: dict[str, tuple] = {}
+    if op.name in ("gemm", "dense", "bmm"):
+        a, b = t["A"], t["B"]
+        kn = b.transpose(-1, -2).contiguous() if op.name == "dense" else b  # B as K x N
+        nk = b if op.name == "dense" else b.transpose(-1, -2).contiguous()  # B as N x K (linear's weight)
+        paths["torch.matmul"] = (lambda: torch.matmul(a, kn), "B as K x N")
+        if op.name != "bmm":
+            paths["torch.nn.functional.linear"] = (lambda: torch.nn.functional.linear(a, nk), "weight N x K, transposed once")
+    elif op.name == "conv2d":
+        s, x, w = op.shape, t["x"], t["w"]
+        conv = lambda x, w: torch.nn.functional.conv2d(x, w, None, s.stride, s.pad, s.dilation)  # noqa: E731
+        xl, wl = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+        paths["torch.conv2d[nchw]"] = (lambda: conv(x, w), "NCHW")
+        paths["torch.conv2d[channels_last]"] = (lambda: conv(xl, wl), "input and weight channels-last, converted once")
+    else:
+        return {"skipped": f"no PyTorch bf16 path for {op.name}"}
+    results, isa = {}, None
+    scale = float(np.abs(ref).max()) or 1.0
+    for name, (call, note) in paths.items():
+        found: dict = {}
+        try:
+            with vendor.onednn_trace(torch, found):
+                out = call()
+            err = float(np.abs(out.float().numpy().reshape(ref.shape) - ref).max()) / scale
+            timing = vendor.time_call(call)
+        except Exception as exc:  # a path that fails must not take the others down
+            results[name] = {"skipped": f"failed: {type(exc).__name__}: {str(exc)[:200]}"}
+            continue
+        isa = isa or found.get("isa")
+        results[name] = {
+            "ms": timing["median_s"] * 1e3,
+            "ms_min": timing["min_s"] * 1e3,
+            "gops": op.op_count() / timing["median_s"] / 1e9,
+            "correct": err < 2e-2,
+            "max_rel_error": err,
+            "note": f"bf16 in, bf16 out (f32 accumulation); {note}",
+            **({"onednn": found["impl"]} if found.get("impl") else {}),
+        }
+    torch.set_num_threads(saved)
+    good = {n: p for n, p in results.items() if p.get("correct")}
+    if not good:
+        return {"skipped": "no PyTorch bf16 path passed its check", "paths": results}
+    name = min(good, key=lambda n: good[n]["ms"])
+    return {
+        "path": name,
+        "ms": good[name]["ms"],
+        "gops": good[name]["gops"],
+        "onednn_isa": isa,
+        "impl": good[name].get("onednn"),
+        "paths": results,
+    }
+
+
 def geomean(xs: list[float]) -> float:
     import math
 
@@ -275,8 +378,8 @@ def markdown(r: dict) -> str:
             if k != "int8"
         ),
         "",
-        "| case | dtype | shape | points ok | Heron amx ms | GOPS | % of AMX peak | oneDNN int8 ms | oneDNN path "
-        "| speedup vs oneDNN |",
+        "| case | dtype | shape | points ok | Heron amx ms | GOPS | % of AMX peak | PyTorch/oneDNN ms (same dtype) | path "
+        "| speedup vs PyTorch |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["results"]:
@@ -288,12 +391,13 @@ def markdown(r: dict) -> str:
         sp = f"{x['speedup_vs_onednn']:.2f}x" if x.get("speedup_vs_onednn") else "–"
         lines.append(f"| {x['case']} | {x.get('in_dtype', 'int8')} | {shape} | {okn}/{x['points']} | {heron} | {vend} | {sp} |")
     g = r.get("geomean_speedup_vs_onednn")
-    lines += ["", f"Geomean speedup vs the best oneDNN int8 path: {g:.2f}x." if g else "", ""]
+    lines += ["", f"Geomean speedup vs the best PyTorch/oneDNN path of the same dtype: {g:.2f}x." if g else "", ""]
     lines.append(
         "Heron latency: median of 10 repeats (5 calls each), re-built and re-checked, of the best of the fastest tuning "
         "points re-timed so; the packed weight "
         "is packed once ahead of the calls, bmm packs its B operand inside the kernel. oneDNN: median of 7 repeats, "
-        "quantized paths requantize their output (not exact, checked by correlation), torch._int_mm is exact."
+        "quantized paths requantize their output (not exact, checked by correlation), torch._int_mm is exact; "
+        "bf16 rows: PyTorch bf16 matmul / linear / conv2d (bf16 output, f32 accumulation; checked to 2% of the largest output)."
     )
     return "\n".join(lines) + "\n"
 
@@ -313,10 +417,10 @@ def chart(r: dict, path: str) -> None:
     ax = fig.add_subplot()
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], heron, 0.4, label="Heron amx")
-    ax.bar([x + 0.2 for x in xs], vend, 0.4, label="PyTorch oneDNN int8")
+    ax.bar([x + 0.2 for x in xs], vend, 0.4, label="PyTorch oneDNN (same dtype)")
     ax.axhline(r["amx_peak_gops"][str(r["machine"]["cores_used"])], color="k", ls="--", lw=1, label="AMX peak")
     ax.set_xticks(list(xs), labels, rotation=45, ha="right")
-    ax.set_ylabel("GOPS (int8)")
+    ax.set_ylabel("GOPS (int8) / GFLOPS (bf16)")
     ax.set_yscale("log")
     ax.set_title(f"{r['machine']['llvm_cpu']}, {r['machine']['cores_used']} cores")
     ax.legend(fontsize=8)
@@ -331,11 +435,12 @@ def vendor_only(plan: dict, cases: list[str] | None) -> None:
     cores = plan["target"]["num_cores"]
     for case in plan["cases"]:
         name = f"{case['op']}:{case['label']}"
-        if case["in_dtype"] != "int8" or (cases and name not in cases):
+        if cases and name not in cases:
             continue
         target = PluginRef(name="amx", params=plan["target"])
-        spec = TaskSpec(target=target, op=case["op"], shape=case["shape"], in_dtype="int8", out_dtype="int32")
-        d = onednn(Task(spec).op, cores)
+        dt = case["in_dtype"]
+        spec = TaskSpec(target=target, op=case["op"], shape=case["shape"], in_dtype=dt, out_dtype=OUT_DTYPE[dt])
+        d = onednn(Task(spec).op, cores) if dt == "int8" else torch_bf16(Task(spec).op, cores)
         paths = {k: (p.get("ms"), p.get("ms_min")) for k, p in d.get("paths", {}).items()}
         print(json.dumps({"case": name, "ms": d.get("ms"), "path": d.get("path"), "paths": paths}), flush=True)
 

@@ -21,7 +21,8 @@ loaded from the accumulator, ``kc`` K steps of tile loads and ``tdpbusd``/``tdpb
 back. Rules (CP-SAT): tile factors multiply to the extents; accumulators + A + B tiles fit the 8
 tile registers; 2x2 accumulators and 8 K steps per call where the shape allows
 (a call's fixed cost: tile configuration, accumulator load and store); the operands of one
-call fit L1d, those of one S2 x R1 block plus its output tile L2; the parallel loop splits evenly
+call fit L1d, or at least the operand that the innermost S2 loop reuses does (the other streams
+from L2); those of one S2 x R1 block plus its output tile fit L2; the parallel loop splits evenly
 or into many chunks.
 """
 
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
 MIN_ACCUMULATORS = 4  # 2x2: one tile load per tile product (1x2: 1.5, 1x1: 2), what L1 can feed
 MIN_K_STEPS = 8  # 2x2 x 8 steps: 32 tile products per accumulator load and store
 MIN_S2_CALLS = 4  # micro-kernel calls per S2 block (L1 reuse of a K block across calls)
+STREAM_BYTES = 4096  # L1 left for the streamed operand's tiles when only the reused operand's K block is kept there
 
 
 def kind_of(in_dtype: str) -> str:
@@ -188,8 +190,10 @@ class AMXContext(CPUContext):
             acc_levels,
             "accumulate in a cache written back after the parallel loop (0), after each S1 tile (1), or in the output (2)",
         )
-        for level in (1, 2):
-            space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
+        lane_first = {
+            level: space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
+            for level in (1, 2)
+        }
         space.knob(
             "a_cache",
             (0, 1) if self._data_in_place(task) else (0,),
@@ -202,8 +206,19 @@ class AMXContext(CPUContext):
         # Tile registers: mt x nt accumulators, mt A tiles, nt B tiles.
         acc_tiles = space.product([mt, nt], amx_intrin.TILES * amx_intrin.TILES)
         m.Add(acc_tiles + mt + nt <= amx_intrin.TILES)
-        # Caches: the operands of one call in L1d; an S2 x R1 block's operands and output tile in L2.
-        m.Add(q["l1_bytes"] <= self.target.l1_bytes)
+        # Caches. L1d: the operands of one call (R1 sweep) fit, or the operand that the innermost S2 loop reuses
+        # (B when the lane axis is outer in S2, else A) fits with STREAM_BYTES to spare for the other operand's
+        # tiles streaming through from L2 (on the device, a 2x2 step whose A tiles stream from L2 while B stays in
+        # L1 ran at 82-99% of the register-only peak on one thread; both from L2: 74%). L2: an S2 x R1 block's
+        # operands and output tile.
+        hint = task.op.dot_hint
+        prod = lambda xs: space.product(xs, _cap(lay))  # noqa: E731
+        a_sweep, b_sweep = (_operand_bytes(lay, tiles, prod, name) for name in (hint.data, hint.weight))
+        l1 = self.target.l1_bytes
+        whole = m.NewBoolVar("l1_whole_sweep")
+        m.Add(q["l1_bytes"] <= l1).OnlyEnforceIf(whole)
+        m.Add(b_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2]])
+        m.Add(a_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2].Not()])
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         total = int(np.prod([a.extent for a in lay.axes if a.spatial]))
         cores = self.target.cores
@@ -234,6 +249,9 @@ class AMXContext(CPUContext):
         for level in range(REDUCE_LEVELS):
             q[f"reduce_tile_{level}"] = int(np.prod([tiles[a.name][level] for a in reduce]))
         mt, nt, kc = point[f"{lay.row}3"], point[f"{lay.lane}3"], point[f"{lay.dot}1"]
+        hint = task.op.dot_hint
+        reused = hint.weight if point["lane_first_2"] else hint.data
+        q["l1_reused_bytes"] = _operand_bytes(lay, tiles, lambda xs: int(np.prod(xs)), reused)
         q["accumulator_tiles"] = mt * nt
         q["tile_loads_per_dot"] = (mt + nt) / (mt * nt)
         q["k_steps"] = kc
@@ -333,6 +351,17 @@ class AMXContext(CPUContext):
     @staticmethod
     def _lane_last(task: Task) -> bool:
         return task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+
+
+def _operand_bytes(lay: AMXLayout, tiles: dict, prod, name: str):
+    """Bytes of operand ``name`` that one R1 sweep reads (one call's tiles x the other reduction loops of R1):
+    its part of the context's ``l1_bytes``. ``prod`` multiplies (CP-SAT variables or integers)."""
+    factors = []
+    for a in lay.axes:
+        if a.name in lay.uses[name]:
+            factors += [*tiles[a.name][(SPATIAL_LEVELS - 1) if a.spatial else 1 : a.levels], a.inner]
+    const = int(np.prod([f for f in factors if isinstance(f, int)]))
+    return lay.itemsize[name] * prod([const, *(f for f in factors if not isinstance(f, int))])
 
 
 def _most_calls(row_tiles: int, lane_tiles: int, cores: int) -> int:

@@ -17,6 +17,7 @@ from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost import amx_intrin
+from heron_cpu_dlboost.amx_context import STREAM_BYTES
 from heron_cpu_dlboost.cpu import CPUInfo, host_cpu
 
 HAS_AMX = {"amx_tile", "amx_int8", "amx_bf16"} <= host_cpu().flags
@@ -108,7 +109,18 @@ def test_every_sampled_point_respects_the_tile_rules():
         assert mt * nt + mt + nt <= amx_intrin.TILES
         assert mt * nt == 4 and point["k1"] >= 8  # the preferences this shape leaves room for
         assert point["i2"] * point["j2"] >= 4  # an S2 block of several calls (L1 reuse)
-        assert t.context.features(t, point)["l1_bytes"] <= l1
+        f = t.context.features(t, point)
+        # one call's operands fit L1, or the operand the innermost S2 loop reuses does, with room for the other's tiles
+        assert f["l1_bytes"] <= l1 or f["l1_reused_bytes"] + STREAM_BYTES <= l1
+
+
+def test_l1_rule_keeps_the_reused_operand():
+    """16-step 2x2 calls (64 KiB of operands) fit a 48 KiB L1d only as the kept A (or B) K block plus streamed tiles."""
+    partial = {"i3": 2, "j3": 2, "k1": 16, "lane_first_2": 0}
+    shape = {"M": 1024, "K": 1024, "N": 1024}
+    fits = SearchSpace(task("gemm", shape, l1_kib=48)).complete(partial, random.Random(0))
+    assert fits is not None and fits["k1"] == 16
+    assert SearchSpace(task("gemm", shape, l1_kib=32)).complete(partial, random.Random(0)) is None  # 32 KiB + 4 KiB > 32 KiB
 
 
 def _run_all(t: Task, n: int, seed: int):
