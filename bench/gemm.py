@@ -44,7 +44,7 @@ import timeit  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import retime  # noqa: E402
+from common import retime_best  # noqa: E402
 from peak import measure_peak  # noqa: E402
 
 from heron_core.tuner import tune_single  # noqa: E402
@@ -81,8 +81,7 @@ def main() -> None:
                 "db": db_path,
             }
         )
-        best = outcome.best
-        costs = retime(outcome.task, best.point, best.latency_s)
+        best, costs = retime_best(outcome.task, db_path)
         lat = statistics.median(costs)
         ops = outcome.task.op.op_count()
         np_s = numpy_fp32_seconds(n)
