@@ -509,6 +509,10 @@ def measure_vendor(op_name: str, shape, threads: int, isa: str = "native", timeo
 
     isa="native" measures in this process; isa="vnni" in a fresh process that denies AMX before the
     libraries load (a process that has loaded them cannot give AMX up)."""
+    allowed = os.sched_getaffinity(0)
+    if threads > len(allowed):
+        # the libraries' threads inherit this mask (TVM pins its own): they would share the CPUs
+        raise ValueError(f"{threads} vendor threads but this process may run on CPUs {sorted(allowed)} only (taskset?)")
     if isa == "native":
         return measure(build_op(op_name, shape), threads, isa)
     if isa != "vnni":
