@@ -263,9 +263,14 @@ def onednn(op, threads: int) -> dict:
             isa = isa or line
     torch.set_num_threads(saved[0])
     torch.backends.quantized.engine = saved[1]
+    return fastest(paths, isa, "no oneDNN int8 path passed its check")
+
+
+def fastest(paths: dict, isa, none_passed: str) -> dict:
+    """The fastest path that passed its check, with every path's figures; ``none_passed`` if none did."""
     good = {n: p for n, p in paths.items() if p.get("correct")}
     if not good:
-        return {"skipped": "no oneDNN int8 path passed its check", "paths": paths}
+        return {"skipped": none_passed, "paths": paths}
     name = min(good, key=lambda n: good[n]["ms"])
     return {
         "path": name,
@@ -331,18 +336,7 @@ def torch_bf16(op, threads: int) -> dict:
             **({"onednn": found["impl"]} if found.get("impl") else {}),
         }
     torch.set_num_threads(saved)
-    good = {n: p for n, p in results.items() if p.get("correct")}
-    if not good:
-        return {"skipped": "no PyTorch bf16 path passed its check", "paths": results}
-    name = min(good, key=lambda n: good[n]["ms"])
-    return {
-        "path": name,
-        "ms": good[name]["ms"],
-        "gops": good[name]["gops"],
-        "onednn_isa": isa,
-        "impl": good[name].get("onednn"),
-        "paths": results,
-    }
+    return fastest(results, isa, "no PyTorch bf16 path passed its check")
 
 
 def geomean(xs: list[float]) -> float:

@@ -63,6 +63,7 @@ import tempfile  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, retime, retime_best  # noqa: E402
 from peak import measure_peak  # noqa: E402
+from vendor import check_threads  # noqa: E402
 
 from heron_core.cli import parse_shape  # noqa: E402
 from heron_core.tuner import tune_single  # noqa: E402
@@ -99,14 +100,14 @@ def run_case(text: str, db: str, peak: float) -> dict:
     ops = task.op.op_count()
     chosen, costs = retime_best(task, db)
     heron_rounds = [statistics.median(costs)]
-    isas = ("native", "vnni") if task.target.cpu.has_amx else ("native",)
+    isas = () if ARGS.no_vendor else ("native", "vnni") if task.target.cpu.has_amx else ("native",)
     vendor_rounds: dict[str, list[dict]] = {isa: [] for isa in isas}
     # Heron and the vendor alternate, ARGS.rounds times each: a slow spell of the shared host
     # then shows in one round of both sides, and the medians over rounds leave it out.
-    for i in range(ARGS.rounds if not ARGS.no_vendor else 1):
+    for i in range(ARGS.rounds if isas else 1):
         if i:
             heron_rounds.append(statistics.median(retime(task, [chosen.point], chosen.latency_s)[0]))
-        for isa in () if ARGS.no_vendor else isas:
+        for isa in isas:
             vendor_rounds[isa].append(vendor(op, task.op.shape.model_dump(), isa))
     lat = statistics.median(heron_rounds)
     row = {
@@ -123,8 +124,6 @@ def run_case(text: str, db: str, peak: float) -> dict:
         "best_point": chosen.point,
     }
     for isa, rounds in vendor_rounds.items():
-        if not rounds:
-            continue
         bests = [v["best"] for v in rounds if v.get("best")]
         if not bests:
             row[f"vendor_{isa}"] = {"error": rounds[0].get("error", "no path")}
@@ -278,9 +277,11 @@ def main() -> None:
         return metaschedule_only(stem)
     if ARGS.merge_rows:
         return merge_rows(stem, ARGS.merge_rows)
-    if not ARGS.no_vendor and ARGS.cores > len(os.sched_getaffinity(0)):
-        sys.exit(f"--cores {ARGS.cores}, but this process may run on CPUs {sorted(os.sched_getaffinity(0))} only: the vendor "
-                 "libraries' threads would share them (TVM pins its own threads); widen the mask, e.g. taskset -c 0-N")
+    if not ARGS.no_vendor:
+        try:
+            check_threads(ARGS.cores)  # before tuning, not after it
+        except ValueError as exc:
+            sys.exit(str(exc))
     db = ARGS.db or os.path.join(tempfile.mkdtemp(prefix="heron-bench-"), "records.db")
     peak = {"1": measure_peak(1), str(ARGS.cores): measure_peak(ARGS.cores)}
     info = machine()

@@ -504,15 +504,20 @@ def shape_arg(shape) -> str:
     return str(shape)
 
 
+def check_threads(threads: int) -> None:
+    """The libraries' threads inherit this process's CPU mask (TVM pins its own threads): more
+    threads than the mask allows would share CPUs and slow the vendor down unseen."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if threads > len(allowed):
+        raise ValueError(f"{threads} vendor threads, but this process may run on CPUs {allowed} only; widen the mask (taskset)")
+
+
 def measure_vendor(op_name: str, shape, threads: int, isa: str = "native", timeout: float | None = None) -> dict:
     """The vendor baselines of ``op_name`` at ``shape`` on ``threads`` threads, as a dict (see the module doc).
 
     isa="native" measures in this process; isa="vnni" in a fresh process that denies AMX before the
     libraries load (a process that has loaded them cannot give AMX up)."""
-    allowed = os.sched_getaffinity(0)
-    if threads > len(allowed):
-        # the libraries' threads inherit this mask (TVM pins its own): they would share the CPUs
-        raise ValueError(f"{threads} vendor threads but this process may run on CPUs {sorted(allowed)} only (taskset?)")
+    check_threads(threads)
     if isa == "native":
         return measure(build_op(op_name, shape), threads, isa)
     if isa != "vnni":
