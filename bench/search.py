@@ -35,7 +35,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--microkernel", default="vnni", help="'generic' to try the benchmark on a CPU without VNNI")
     ap.add_argument("--metaschedule", action="store_true")
     ap.add_argument("--merge", action="store_true",
-                    help="keep the runs already in the results file (other workloads, searchers or MetaSchedule) and add these")
+                    help="keep the runs already in the results file (other workloads, searchers, seeds or MetaSchedule) and add these")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     return ap.parse_args()
 
@@ -126,8 +126,8 @@ def main() -> None:
     if a.merge and os.path.exists(stem + ".json"):
         with open(stem + ".json") as f:
             old = json.load(f)
-        mine = {(w, s) for w in a.workloads for s in a.searchers}
-        runs = [r for r in old["runs"] if (r["workload"], r["searcher"]) not in mine]
+        mine = {(w, s, seed) for w in a.workloads for s in a.searchers for seed in a.seeds}
+        runs = [r for r in old["runs"] if (r["workload"], r["searcher"], r["seed"]) not in mine]
         ms = {w: m for w, m in old.get("metaschedule", {}).items() if not (a.metaschedule and w in a.workloads)}
     for w in a.workloads:
         for s in a.searchers:
@@ -146,7 +146,7 @@ def main() -> None:
         cpu = host_cpu()
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu.model, "llvm_cpu": llvm_host_cpu(), "cores": a.cores,
                   "microkernel": a.microkernel, "trials": a.trials, "batch_size": a.batch_size, "model": a.model,
-                  "seeds": a.seeds, "versions": versions(), "summary": summarize(runs, ms), "metaschedule": ms, "runs": runs}
+                  "seeds": sorted({r["seed"] for r in runs}), "versions": versions(), "summary": summarize(runs, ms), "metaschedule": ms, "runs": runs}
         with open(stem + ".json", "w") as f:  # after every workload: a killed run keeps what it did
             json.dump(result, f, indent=1)
     plot(runs, stem + ".png")

@@ -22,8 +22,17 @@ back. Rules (CP-SAT): tile factors multiply to the extents; accumulators + A + B
 tile registers; 2x2 accumulators and 8 K steps per call where the shape allows
 (a call's fixed cost: tile configuration, accumulator load and store); the operands of one
 call fit L1d, or at least the operand that the innermost S2 loop reuses does (the other streams
-from L2); those of one S2 x R1 block plus its output tile fit L2; the parallel loop splits evenly
+from L2), or the call covers the whole reduction (``acc_zero``: both operands may stream from L2);
+those of one S2 x R1 block plus its output tile fit L2; the parallel loop splits evenly
 or into many chunks.
+
+brgemm-style points (increment 5): ``acc_zero`` = 1 makes one call cover all of K (R0 = 1): its
+accumulators start with ``tilezero`` instead of a load of C, and the reduction's init block is
+tensorized as nothing (no zeroing pass over the output, no load of C; brgemm with beta = 0).
+``a_cache`` = 2 copies the A rows of each S1 row tile, all of K, once, at the S1 row loop (before
+the S1 lane loop, so ``lane_first_1`` = 0): an A panel kept in L2 and reused across all of N;
+``a_cache`` = 3 is the same panel packed tile by tile (each 16 x 64-byte A tile contiguous). The
+panel must fit L2 next to one S2 x R1 block.
 """
 
 from __future__ import annotations
@@ -194,11 +203,29 @@ class AMXContext(CPUContext):
             level: space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
             for level in (1, 2)
         }
-        space.knob(
+        a_levels = (0,)
+        if self._data_in_place(task):
+            a_levels = (0, 1, 2, 3) if self._row_before_lane(lay) else (0, 1)
+        a_cache = space.knob(
             "a_cache",
-            (0, 1) if self._data_in_place(task) else (0,),
-            "copy the data block of each S1 x R0 iteration into a contiguous buffer (1) or read it in place (0)",
+            a_levels,
+            "read the data operand in place (0), copy the data block of each S1 x R0 iteration into a contiguous "
+            "buffer (1), or copy the rows of each S1 row tile, all of K, once, ahead of the S1 lane loop and the K "
+            "blocks (2: A packed once and reused across N, as a GotoBLAS / brgemm A panel kept in L2; 3: the same "
+            "panel packed tile by tile, each A tile 16 rows x 64 bytes contiguous)",
         )
+        # acc_zero: one call covers the whole reduction (the dot axis in one K block, no other reduction loop), so
+        # its accumulators start at zero in the tiles (tilezero) and are only stored: no load of C, no zeroing pass
+        # (brgemm with beta = 0, accumulators resident over all of K).
+        whole_k = all(a.extent == 1 for a in lay.axes if not a.spatial and a.name != lay.dot)
+        acc_zero = space.knob(
+            "acc_zero",
+            (0, 1) if whole_k else (0,),
+            "the micro-kernel covers the whole reduction and starts its accumulators at zero (1; K in one block) "
+            "or loads and stores them around each K block (0)",
+        )
+        if whole_k:
+            m.Add(tiles[lay.dot][0] == 1).OnlyEnforceIf(acc_zero)
         q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
         row, lane, dot = (next(a for a in lay.axes if a.name == n) for n in (lay.row, lay.lane, lay.dot))
         mt, nt, kc = tiles[lay.row][3], tiles[lay.lane][3], tiles[lay.dot][1]
@@ -216,10 +243,24 @@ class AMXContext(CPUContext):
         a_sweep, b_sweep = (_operand_bytes(lay, tiles, prod, name) for name in (hint.data, hint.weight))
         l1 = self.target.l1_bytes
         whole = m.NewBoolVar("l1_whole_sweep")
+        # With acc_zero a call's K block is the whole K: its operands may both stream from L2 (74% of the peak on one
+        # thread in the stream benchmark, against 35% from L3), bounded by the L2 rule below.
+        streamed = [acc_zero.Not()] if whole_k else []
         m.Add(q["l1_bytes"] <= l1).OnlyEnforceIf(whole)
-        m.Add(b_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2]])
-        m.Add(a_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2].Not()])
+        m.Add(b_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2], *streamed])
+        m.Add(a_sweep + STREAM_BYTES <= l1).OnlyEnforceIf([whole.Not(), lane_first[2].Not(), *streamed])
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
+        if 2 in a_levels:
+            # a_cache 2 / 3: the copy sits at the row axis' S1 loop, so the S1 lane loop must be inside it
+            # (lane_first_1 0), and the copied rows (all of K, rows padded by 64 bytes) stay in L2 next to one S2 x R1 block.
+            panel = m.NewBoolVar("a_cache_panel")
+            m.Add(a_cache >= 2).OnlyEnforceIf(panel)
+            m.Add(a_cache <= 1).OnlyEnforceIf(panel.Not())
+            m.Add(lane_first[1] == 0).OnlyEnforceIf(panel)
+            # (the S2 x R1 block of A that l2_bytes counts is part of the panel)
+            a_block = _operand_bytes(lay, tiles, prod, hint.data, spatial_level=2)
+            panel_l2 = _a_panel_bytes(lay, tiles, prod, hint.data) + q["l2_bytes"] - a_block
+            m.Add(panel_l2 <= self.target.l2_bytes).OnlyEnforceIf(panel)
         total = int(np.prod([a.extent for a in lay.axes if a.spatial]))
         cores = self.target.cores
         if total >= cores and cores > 1:
@@ -255,6 +296,7 @@ class AMXContext(CPUContext):
         q["accumulator_tiles"] = mt * nt
         q["tile_loads_per_dot"] = (mt + nt) / (mt * nt)
         q["k_steps"] = kc
+        q["acc_zero"] = point.get("acc_zero", 0)
         q["chunks_per_core"] = q["parallel_chunks"] / self.target.cores
         q["balanced"] = float(q["parallel_chunks"] % self.target.cores == 0)
         return {k: float(v) for k, v in q.items()}
@@ -270,6 +312,8 @@ class AMXContext(CPUContext):
             lay.tk,
             self.row_step(task),
             lanes_first=[a.name for a in lay.axes].index(lay.lane) < [a.name for a in lay.axes].index(lay.row),
+            zero=bool(point.get("acc_zero")),
+            a_packed=point.get("a_cache", 0) == 3,
         )
 
     def apply(self, task: Task, point: Point):
@@ -321,7 +365,8 @@ class AMXContext(CPUContext):
             *micro,
         )
         if point.get("a_cache"):
-            _cache_data(sch, block, task.op.dot_hint.data, [tiles[n][0] for n in reduce][-1], shape)
+            at = tiles[lay.row][1] if point["a_cache"] >= 2 else [tiles[n][0] for n in reduce][-1]
+            _cache_data(sch, block, task.op.dot_hint.data, at, shape)
         acc = None
         if point["acc_level"] < 2:
             acc = sch.cache_write(block, 0, "global")
@@ -336,8 +381,11 @@ class AMXContext(CPUContext):
         sch.parallel(outer)
         if acc is not None:
             _vectorize_innermost(sch, acc)
-        sch.decompose_reduction(block, tiles[reduce[0]][0])
+        init = sch.decompose_reduction(block, tiles[reduce[0]][0])
         sch.tensorize(micro[0], name)
+        if shape.zero:  # the init of each call's accumulator tiles is the call's own tilezero: no zeroing pass
+            spatial_micro = [n for n in amx_intrin.micro_loops(shape) if n in ("i", "j", "r", "lane")]
+            sch.tensorize(sch.get_loops(init)[-len(spatial_micro)], amx_intrin.register_init(shape, generic))
         for stage in compute.stages:
             _parallel_stage_amx(sch, sch.get_sblock(stage), self.target.cores)
         if generic:
@@ -349,19 +397,40 @@ class AMXContext(CPUContext):
         return f"{task.op.dot_hint.data}_pack" not in self.compute(task).stages and self.row_step(task) == 1
 
     @staticmethod
+    def _row_before_lane(lay: AMXLayout) -> bool:
+        names = [a.name for a in lay.axes]
+        return names.index(lay.row) < names.index(lay.lane)
+
+    @staticmethod
     def _lane_last(task: Task) -> bool:
         return task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
 
 
-def _operand_bytes(lay: AMXLayout, tiles: dict, prod, name: str):
+def _operand_bytes(lay: AMXLayout, tiles: dict, prod, name: str, spatial_level: int = SPATIAL_LEVELS - 1):
     """Bytes of operand ``name`` that one R1 sweep reads (one call's tiles x the other reduction loops of R1):
-    its part of the context's ``l1_bytes``. ``prod`` multiplies (CP-SAT variables or integers)."""
+    its part of the context's ``l1_bytes``; with ``spatial_level`` 2, one S2 x R1 block's (its part of
+    ``l2_bytes``). ``prod`` multiplies (CP-SAT variables or integers)."""
     factors = []
     for a in lay.axes:
         if a.name in lay.uses[name]:
-            factors += [*tiles[a.name][(SPATIAL_LEVELS - 1) if a.spatial else 1 : a.levels], a.inner]
+            factors += [*tiles[a.name][spatial_level if a.spatial else 1 : a.levels], a.inner]
     const = int(np.prod([f for f in factors if isinstance(f, int)]))
     return lay.itemsize[name] * prod([const, *(f for f in factors if not isinstance(f, int))])
+
+
+def _a_panel_bytes(lay: AMXLayout, tiles: dict, prod, name: str):
+    """Bytes of the data operand that one S1 row tile reads over all of K (what ``a_cache`` 2 copies), with its
+    rows padded by 64 bytes: the spatial axes' S2 and S3 factors and the whole reduction axes it uses."""
+    spatial, whole = [], 1
+    for a in lay.axes:
+        if a.name not in lay.uses[name]:
+            continue
+        if a.spatial:
+            spatial += [tiles[a.name][2], tiles[a.name][3], a.inner]
+        else:
+            whole *= a.extent * a.inner
+    rows = prod([f for f in spatial if not isinstance(f, int)] + [int(np.prod([f for f in spatial if isinstance(f, int)]))])
+    return rows * (lay.itemsize[name] * whole + amx_intrin.ROW_BYTES)
 
 
 def _most_calls(row_tiles: int, lane_tiles: int, cores: int) -> int:
@@ -406,7 +475,13 @@ def _cache_data(sch, block, data: str, at, shape: amx_intrin.TileShape) -> None:
     rank = len(sch.get(cache).writes[0].region)
     row = int(sch.get(loops[-1]).extent)
     itemsize = 4 // shape.group
-    _pad_rows(sch, cache, rank, row, itemsize)
+    if shape.a_packed:  # (..., rows of M, K) -> (..., M / rows, K / (tk*g), rows, tk*g): each A tile contiguous
+        kw = shape.tk * shape.group
+        sch.transform_layout(
+            cache, ("write", 0), lambda *i: (*i[:-2], i[-2] // shape.rows, i[-1] // kw, i[-2] % shape.rows, i[-1] % kw)
+        )
+    else:
+        _pad_rows(sch, cache, rank, row, itemsize)
     width = max(d for d in divisors(row) if d * itemsize <= amx_intrin.ROW_BYTES)
     inner = loops[-1]
     if width < row:

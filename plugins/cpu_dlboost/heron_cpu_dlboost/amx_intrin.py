@@ -9,12 +9,16 @@ One call computes C[mt*rows, nt*16] += A[mt*rows, kc*tk*g] x B[nt, kc*tk, 16, g]
 
 Tile registers: accumulators 0 .. mt*nt-1, then the A tiles, then the B tiles (at most 8 in
 all). A call loads the accumulators from C, runs ``kc`` K steps of tile loads and ``tdpbusd`` /
-``tdpbf16ps`` and stores the accumulators back. The tile configuration (``ldtilecfg``: palette 1,
-each register's rows and bytes per row) is loaded once per iteration of the kernel's parallel loop,
-by a block that ``with_tile_config`` puts there (it serializes the tile pipeline: once per call
-would cost every call a drain). Everything is emitted through LLVM's x86 AMX intrinsics in their
-explicit-register form (``llvm.x86.ldtilecfg``, ``tileloadd64``, ``tdpbusd``, ``tdpbf16ps``,
-``tilestored64``): the ``.internal`` forms take ``x86_amx`` values, which a TVM expression cannot carry.
+``tdpbf16ps`` and stores the accumulators back. A ``zero`` call (one that covers the whole
+reduction) starts its accumulators with ``tilezero`` instead, and the reduction's init block is
+tensorized with ``register_init``'s empty intrinsic. With ``a_packed``, A is read tile-packed
+(row tiles, K steps, rows, 4*tk bytes): every A tile 16 contiguous rows of 64 bytes. The tile
+configuration (``ldtilecfg``: palette 1, each register's rows and bytes per row) is loaded once
+per iteration of the kernel's parallel loop, by a block that ``with_tile_config`` puts there (it
+serializes the tile pipeline: once per call would cost every call a drain). Everything is
+emitted through LLVM's x86 AMX intrinsics in their explicit-register form (``llvm.x86.ldtilecfg``,
+``tileloadd64``, ``tdpbusd``, ``tdpbf16ps``, ``tilestored64``, ``tilezero``): the ``.internal`` forms
+take ``x86_amx`` values, which a TVM expression cannot carry.
 
 TVM 0.27 has no AMX tensor intrinsic; intrinsics are registered on demand, one per shape.
 """
@@ -48,12 +52,16 @@ class TileShape:
     tk: int
     a_step: int = 1  # consecutive tile rows are a_step rows of A apart (a convolution's stride)
     lanes_first: bool = False  # the compute's lane axis comes before its row axis (NKPQ outputs)
+    zero: bool = False  # the call covers the whole reduction: accumulators start at zero (tilezero), C is only stored
+    a_packed: bool = False  # A is packed tile by tile: (row tiles, K steps, rows, tk*g), each tile contiguous
 
     def __post_init__(self):
         if not (1 <= self.rows <= MAX_ROWS and 1 <= self.tk <= ROW_BYTES // 4):
             raise ValueError(f"tile rows {self.rows} / K groups {self.tk} out of range")
         if self.mt * self.nt + self.mt + self.nt > TILES:
             raise ValueError(f"{self.mt}x{self.nt} accumulators need more than {TILES} tile registers")
+        if self.a_packed and self.a_step != 1:
+            raise ValueError("a tile-packed A has consecutive rows: no row step")
 
     @property
     def group(self) -> int:
@@ -62,7 +70,9 @@ class TileShape:
     @property
     def name(self) -> str:
         order = "_nm" if self.lanes_first else ""
-        return f"heron_amx_{self.kind}_r{self.rows}s{self.a_step}_m{self.mt}_n{self.nt}_k{self.kc}x{self.tk}{order}"
+        zero = "_z" if self.zero else ""
+        packed = "_ap" if self.a_packed else ""
+        return f"heron_amx_{self.kind}_r{self.rows}s{self.a_step}_m{self.mt}_n{self.nt}_k{self.kc}x{self.tk}{order}{zero}{packed}"
 
     def config_bytes(self) -> list[int]:
         """The 64-byte LDTILECFG operand: palette 1, bytes per row (u16) and rows (u8) per register."""
@@ -117,21 +127,27 @@ def _desc(shape: TileShape):
     vk = binding(term("ks", tk * g), "kk")
     axes = [f"vm = T.axis.spatial({M}, {vm})", f"vn = T.axis.spatial({N}, {vn})"]
     axes = "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+    if shape.a_packed:
+        kw = tk * g
+        a_shape, a_region = f"({mt}, {kc}, {rows}, {kw})", f"0:{mt}, 0:{kc}, 0:{rows}, 0:{kw}"
+        a_index = f"vm // {rows}, vk // {kw}, vm % {rows}, vk % {kw}"
+    else:
+        a_shape, a_region, a_index = f"({MA}, {K})", f"0:{MA}, 0:{K}", f"vm * {step}, vk"
     src = f"""
 # from tvm.script import tirx as T
 @T.prim_func(s_tir=True)
 def desc(a: T.handle, b: T.handle, c: T.handle):
-    A = T.match_buffer(a, ({MA}, {K}), "{a_dt}", offset_factor=1)
+    A = T.match_buffer(a, {a_shape}, "{a_dt}", offset_factor=1)
     B = T.match_buffer(b, ({nt}, {kc * tk}, {LANES}, {g}), "{b_dt}", offset_factor=1)
     C = T.match_buffer(c, ({M}, {N}), "{c_dt}", offset_factor=1)
     with T.sblock("root"):
-        T.reads(C[0:{M}, 0:{N}], A[0:{MA}, 0:{K}], B[0:{nt}, 0:{kc * tk}, 0:{LANES}, 0:{g}])
+        T.reads(C[0:{M}, 0:{N}], A[{a_region}], B[0:{nt}, 0:{kc * tk}, 0:{LANES}, 0:{g}])
         T.writes(C[0:{M}, 0:{N}])
         for {", ".join(loops)} in T.grid({", ".join(str(extent[n]) for n in loops)}):
             with T.sblock("update"):
                 {axes}
                 vk = T.axis.reduce({K}, {vk})
-                C[vm, vn] = C[vm, vn] + T.Cast("{c_dt}", A[vm * {step}, vk]) * T.Cast(
+                C[vm, vn] = C[vm, vn] + T.Cast("{c_dt}", A[{a_index}]) * T.Cast(
                     "{c_dt}", B[vn // {LANES}, vk // {g}, vn % {LANES}, vk % {g}]
                 )
 """
@@ -154,6 +170,7 @@ def register(shape: TileShape, generic: bool = False) -> str:
     MA = (M - 1) * step + 1  # rows of A a call spans
     itemsize = 4 // g
     acc, a0, b0 = 0, mt * nt, mt * nt + mt
+    zero = shape.zero  # accumulators from tilezero instead of C (read by the TVMScript below)
     # Tile addresses are raw pointers into the buffers (tvm_access_ptr, which also keeps TVM's bf16
     # legalization from widening a bf16 buffer of the kernel to f32 behind the tile unit's back), typed
     # as the buffers are stored when the pointers are lowered: bf16 as uint16.
@@ -174,17 +191,20 @@ def register(shape: TileShape, generic: bool = False) -> str:
             T.writes(C[0:M, 0:N])
             for i in T.unroll(mt):
                 for j in T.unroll(nt):
-                    T.evaluate(
-                        T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tileloadd64",
-                            T.uint8(acc + i * nt + j),
-                            T.tvm_access_ptr(
-                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
-                            ),
-                            T.int64(ldc * 4),
+                    if zero:
+                        T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(acc + i * nt + j)))
+                    else:
+                        T.evaluate(
+                            T.call_llvm_intrin(
+                                "void",
+                                "llvm.x86.tileloadd64",
+                                T.uint8(acc + i * nt + j),
+                                T.tvm_access_ptr(
+                                    T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
+                                ),
+                                T.int64(ldc * 4),
+                            )
                         )
-                    )
             for ks in T.serial(kc):
                 for i in T.unroll(mt):
                     T.evaluate(
@@ -242,13 +262,178 @@ def register(shape: TileShape, generic: bool = False) -> str:
         with T.sblock("root"):
             T.reads(C[0:M, 0:N], A[0:MA, 0:K], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
             T.writes(C[0:M, 0:N])
+            if zero:
+                for i, j, r in T.grid(mt, nt, rows):
+                    for lane in T.vectorized(LANES):
+                        C[i * rows + r, j * LANES + lane] = T.cast(0, c_dt)
             for i, j, r, kk in T.grid(mt, nt, rows, K):
                 for lane in T.vectorized(LANES):
                     C[i * rows + r, j * LANES + lane] = C[i * rows + r, j * LANES + lane] + T.cast(
                         A[(i * rows + r) * step, kk], c_dt
                     ) * T.cast(B[j, kk // g, lane, kk % g], c_dt)
 
+    if shape.a_packed:
+        impl, generic_impl = _packed_impls(shape)
     s_tir.TensorIntrin.register(name, desc, generic_impl if generic else impl, override=True)
+    _registered.add(name)
+    return name
+
+
+def _packed_impls(shape: TileShape):
+    """``register``'s implementations for a tile-packed A, (mt, kc, rows, tk*g) per call: an A tile is
+    ``rows`` rows of ``4*tk`` bytes, contiguous (a tile-contiguous stream for the prefetchers, no set aliasing)."""
+    from tvm.script import tirx as T
+
+    a_dt, b_dt, c_dt, g, dot = DTYPES[shape.kind]
+    rows, mt, nt, kc, tk = shape.rows, shape.mt, shape.nt, shape.kc, shape.tk
+    M, N, K, kw = mt * rows, nt * LANES, kc * tk * g, tk * g
+    acc, a0, b0 = 0, mt * nt, mt * nt + mt
+    zero = shape.zero
+    a_ptr, b_ptr = ("uint16", "uint16") if shape.kind == "bfloat16" else (a_dt, b_dt)
+
+    @T.prim_func(s_tir=True)
+    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda0 = T.int32()
+        lda1 = T.int32()
+        ldb = T.int32()
+        ldc = T.int32()
+        A = T.match_buffer(a, (mt, kc, rows, kw), a_dt, offset_factor=1, strides=[lda0, lda1, kw, 1])
+        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
+        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
+        with T.sblock("root"):
+            T.reads(C[0:M, 0:N], A[0:mt, 0:kc, 0:rows, 0:kw], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.writes(C[0:M, 0:N])
+            for i in T.unroll(mt):
+                for j in T.unroll(nt):
+                    if zero:
+                        T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(acc + i * nt + j)))
+                    else:
+                        T.evaluate(
+                            T.call_llvm_intrin(
+                                "void",
+                                "llvm.x86.tileloadd64",
+                                T.uint8(acc + i * nt + j),
+                                T.tvm_access_ptr(
+                                    T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
+                                ),
+                                T.int64(ldc * 4),
+                            )
+                        )
+            for ks in T.serial(kc):
+                for i in T.unroll(mt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(a0 + i),
+                            T.tvm_access_ptr(
+                                T.type_annotation(a_ptr), A.data, A.elem_offset + i * lda0 + ks * lda1, rows * kw, 1
+                            ),
+                            T.int64(ROW_BYTES),
+                        )
+                    )
+                for j in T.unroll(nt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tileloadd64",
+                            T.uint8(b0 + j),
+                            T.tvm_access_ptr(
+                                T.type_annotation(b_ptr), B.data, B.elem_offset + j * ldb + ks * tk * LANES * g, tk * LANES * g, 1
+                            ),
+                            T.int64(ROW_BYTES),
+                        )
+                    )
+                for i in T.unroll(mt):
+                    for j in T.unroll(nt):
+                        T.evaluate(T.call_llvm_intrin("void", dot, T.uint8(acc + i * nt + j), T.uint8(a0 + i), T.uint8(b0 + j)))
+            for i in T.unroll(mt):
+                for j in T.unroll(nt):
+                    T.evaluate(
+                        T.call_llvm_intrin(
+                            "void",
+                            "llvm.x86.tilestored64",
+                            T.uint8(acc + i * nt + j),
+                            T.tvm_access_ptr(
+                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 2
+                            ),
+                            T.int64(ldc * 4),
+                        )
+                    )
+
+    @T.prim_func(s_tir=True)
+    def generic_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda0 = T.int32()
+        lda1 = T.int32()
+        ldb = T.int32()
+        ldc = T.int32()
+        A = T.match_buffer(a, (mt, kc, rows, kw), a_dt, offset_factor=1, strides=[lda0, lda1, kw, 1])
+        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
+        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
+        with T.sblock("root"):
+            T.reads(C[0:M, 0:N], A[0:mt, 0:kc, 0:rows, 0:kw], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.writes(C[0:M, 0:N])
+            if zero:
+                for i, j, r in T.grid(mt, nt, rows):
+                    for lane in T.vectorized(LANES):
+                        C[i * rows + r, j * LANES + lane] = T.cast(0, c_dt)
+            for i, j, r, kk in T.grid(mt, nt, rows, K):
+                for lane in T.vectorized(LANES):
+                    C[i * rows + r, j * LANES + lane] = C[i * rows + r, j * LANES + lane] + T.cast(
+                        A[i, kk // kw, r, kk % kw], c_dt
+                    ) * T.cast(B[j, kk // g, lane, kk % g], c_dt)
+
+    return impl, generic_impl
+
+
+def register_init(shape: TileShape, generic: bool = False) -> str:
+    """Register the intrinsic that the reduction's init block of a ``zero`` shape is tensorized with: C = 0 over
+    one call's accumulator tiles, emitted as nothing, because the call that follows starts its accumulators at
+    zero and covers the whole reduction (brgemm's beta = 0: no zeroing pass over the output, no load of C)."""
+    if not shape.zero:
+        raise ValueError("only a zero-start micro-kernel may elide the init of its accumulators")
+    name = shape.name + "_init" + ("_generic" if generic else "")
+    if name in _registered:
+        return name
+    from tvm import s_tir
+    from tvm.script import from_source
+    from tvm.script import tirx as T
+
+    c_dt = DTYPES[shape.kind][2]
+    rows, mt, nt = shape.rows, shape.mt, shape.nt
+    M, N = mt * rows, nt * LANES
+    extent = {"i": mt, "j": nt, "r": rows, "lane": LANES}
+    loops = [n for n in micro_loops(shape) if n in extent]
+    vm = " + ".join(t for t in (f"i * {rows}" if "i" in loops else None, "r" if "r" in loops else None) if t) or "0"
+    vn = " + ".join(t for t in (f"j * {LANES}" if "j" in loops else None, "lane") if t)
+    axes = [f"vm = T.axis.spatial({M}, {vm})", f"vn = T.axis.spatial({N}, {vn})"]
+    axes = "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+    zero = "T.float32(0)" if c_dt == "float32" else "0"
+    src = f"""
+# from tvm.script import tirx as T
+@T.prim_func(s_tir=True)
+def desc(c: T.handle):
+    C = T.match_buffer(c, ({M}, {N}), "{c_dt}", offset_factor=1)
+    with T.sblock("root"):
+        T.reads()
+        T.writes(C[0:{M}, 0:{N}])
+        for {", ".join(loops)} in T.grid({", ".join(str(extent[n]) for n in loops)}):
+            with T.sblock("init"):
+                {axes}
+                C[vm, vn] = {zero}
+"""
+    desc = from_source(src)
+
+    @T.prim_func(s_tir=True)
+    def impl(c: T.handle) -> None:
+        ldc = T.int32()
+        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
+        with T.sblock("root"):
+            T.reads()
+            T.writes(C[0:M, 0:N])
+            T.evaluate(0)
+
+    s_tir.TensorIntrin.register(name, desc, impl, override=True)
     _registered.add(name)
     return name
 

@@ -110,13 +110,14 @@ def test_every_sampled_point_respects_the_tile_rules():
         assert mt * nt == 4 and point["k1"] >= 8  # the preferences this shape leaves room for
         assert point["i2"] * point["j2"] >= 4  # an S2 block of several calls (L1 reuse)
         f = t.context.features(t, point)
-        # one call's operands fit L1, or the operand the innermost S2 loop reuses does, with room for the other's tiles
-        assert f["l1_bytes"] <= l1 or f["l1_reused_bytes"] + STREAM_BYTES <= l1
+        # one call's operands fit L1, or the operand the innermost S2 loop reuses does, with room for the other's tiles,
+        # or the call covers all of K (acc_zero: both operands may stream from L2)
+        assert f["l1_bytes"] <= l1 or f["l1_reused_bytes"] + STREAM_BYTES <= l1 or (f["acc_zero"] and point["k0"] == 1)
 
 
 def test_l1_rule_keeps_the_reused_operand():
     """16-step 2x2 calls (64 KiB of operands) fit a 48 KiB L1d only as the kept A (or B) K block plus streamed tiles."""
-    partial = {"i3": 2, "j3": 2, "k1": 16, "lane_first_2": 0}
+    partial = {"i3": 2, "j3": 2, "k1": 16, "lane_first_2": 0, "acc_zero": 0}
     shape = {"M": 1024, "K": 1024, "N": 1024}
     fits = SearchSpace(task("gemm", shape, l1_kib=48)).complete(partial, random.Random(0))
     assert fits is not None and fits["k1"] == 16
@@ -190,3 +191,74 @@ def test_tile_configuration_is_loaded_once_per_parallel_chunk():
     parallel = re.search(r"for (\w+) in T.parallel\(", text)
     assert parallel and text.count("llvm.x86.ldtilecfg") == 1
     assert text.index("llvm.x86.ldtilecfg") > parallel.start()
+
+
+@pytest.mark.parametrize("a_cache", [2, 3])
+@pytest.mark.parametrize(
+    "op,shape,in_dtype",
+    [("gemm", {"M": 128, "K": 1024, "N": 64}, "int8"), ("bmm", {"batch": 2, "M": 32, "K": 128, "N": 32}, "bfloat16")],
+)
+def test_a_panel_copied_once_per_row_tile(op, shape, in_dtype, a_cache):
+    """a_cache 2 / 3 (the A panel of an S1 row tile, all of K, copied ahead of the S1 lane loop; 3: packed tile
+    by tile): correct with the generic micro-kernel, only with the lane loop inside the copy, and the copy
+    outside every K block."""
+    t = task(op, shape, in_dtype, microkernel="generic")
+    space = SearchSpace(t)
+    partial = {"a_cache": a_cache, "k0": 2} if op == "gemm" else {"a_cache": a_cache}  # the copy is outside K blocks
+    points = [space.complete(partial, random.Random(s)) for s in range(3)]
+    assert all(p is not None and p["lane_first_1"] == 0 for p in points)
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(t, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    text = t.context.apply(t, points[0]).script()
+    k0 = re.search(r"for [^\n]*\bk_0\b[^\n]* in ", text)
+    assert k0 and text.index('T.sblock("A_global")') < k0.start(), text
+
+
+def test_a_panel_fits_l2():
+    t = task("gemm", {"M": 4096, "K": 4096, "N": 4096}, l1_kib=48, l2_kib=2048)
+    space = SearchSpace(t)
+    assert space.complete({"a_cache": 2, "i2": 8, "i3": 2}, random.Random(0)) is not None  # 256 rows x 4160 B
+    assert space.complete({"a_cache": 2, "i2": 32, "i3": 2}, random.Random(0)) is None  # 1024 rows: 4 MiB
+
+
+@pytest.mark.parametrize(
+    "op,shape,in_dtype",
+    [
+        ("gemm", {"M": 64, "K": 512, "N": 64}, "int8"),
+        ("bmm", {"batch": 2, "M": 32, "K": 128, "N": 32}, "bfloat16"),
+        ("conv2d", {**CONV, "R": 1, "S": 1, "pad": 0}, "int8"),
+    ],
+)
+def test_zero_start_calls_are_correct(op, shape, in_dtype):
+    """acc_zero: the call covers all of K, starts its accumulators at zero and the init block is elided."""
+    t = task(op, shape, in_dtype, microkernel="generic")
+    space = SearchSpace(t)
+    points = [space.complete({"acc_zero": 1, "acc_level": lvl}, random.Random(lvl)) for lvl in (0, 1)]
+    points = [p for p in points if p is not None]
+    assert points and all(p[f"{t.context.layout(t).dot}0"] == 1 for p in points)
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(t, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+def test_zero_start_needs_the_whole_reduction_in_one_call():
+    assert SearchSpace(task("conv2d", CONV)).complete({"acc_zero": 1}, random.Random(0)) is None  # R x S loops
+    t = task("gemm", {"M": 256, "K": 4096, "N": 256}, mcpu="sapphirerapids")
+    point = SearchSpace(t).complete({"acc_zero": 1, "acc_level": 2, "a_cache": 2}, random.Random(0))
+    assert point["k0"] == 1 and point["k1"] == 64  # 64 K steps per call: both operands stream from L2
+    asm = tvm_compat.assembly(tvm_compat.build(t.context.apply(t, point), t.target.tvm_target()))
+    calls = len(re.findall(r"\btilestored\b", asm)) // 4
+    assert len(re.findall(r"\btilezero\b", asm)) == 4 * calls
+    # a 2x2 step loads 2 A + 2 B tiles for its 4 tdpbusd: as many tile loads as products, none of C
+    assert point["i3"] * point["j3"] == 4
+    assert len(re.findall(r"\btileloadd\b", asm)) == len(re.findall(r"\btdpbusd\b", asm))
+
+
+def test_tile_packed_a_loads_contiguous_tiles():
+    t = task("gemm", {"M": 256, "K": 4096, "N": 256}, mcpu="sapphirerapids")
+    point = SearchSpace(t).complete({"acc_zero": 1, "a_cache": 3}, random.Random(0))
+    mod = t.context.apply(t, point)
+    assert "A_global[v0 // 16, v1 // 64, v0 % 16, v1 % 64]" in mod.script()
+    asm = tvm_compat.assembly(tvm_compat.build(mod, t.target.tvm_target()))
+    assert re.search(r"\btdpbusd\b", asm) and re.search(r"\btilezero\b", asm)
