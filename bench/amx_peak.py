@@ -20,12 +20,41 @@ import numpy as np
 OPS = {"int8": 16 * 16 * 64 * 2, "bfloat16": 16 * 16 * 32 * 2}
 
 
-def peak_kernel(threads: int, iters: int, kind: str = "int8"):
+def _tile_macros(kind: str):
+    """What every kernel here does per thread: load the tile configuration of a 2x2 step (2 A and 2 B
+    tiles of 16 x 64 bytes) and zero the 4 accumulators; and, at the end, store the accumulators."""
     from tvm.script import tirx as T
 
     from heron_cpu_dlboost.amx_intrin import TileShape, config_words
 
     w = config_words(TileShape(kind, rows=16, mt=2, nt=2, kc=1, tk=16))
+
+    @T.macro
+    def start_tiles():
+        cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
+        for i in T.unroll(8):
+            cfg_buf[i] = T.uint64(0)
+        cfg_buf[0] = T.uint64(w[0])
+        cfg_buf[2] = T.uint64(w[2])
+        cfg_buf[3] = T.uint64(w[3])
+        cfg_buf[6] = T.uint64(w[6])
+        T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
+        for c in T.unroll(4):
+            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
+
+    @T.macro
+    def store_accumulators(C, t):
+        for c in T.unroll(4):
+            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilestored64", T.uint8(c), T.address_of(C[t, c, 0, 0]), T.int64(64)))
+
+    return start_tiles, store_accumulators
+
+
+
+def peak_kernel(threads: int, iters: int, kind: str = "int8"):
+    from tvm.script import tirx as T
+
+    start_tiles, store_accumulators = _tile_macros(kind)
     a_dt, b_dt, c_dt, dot = ("uint8", "int8", "int32", "llvm.x86.tdpbusd") if kind == "int8" else (
         "bfloat16", "bfloat16", "float32", "llvm.x86.tdpbf16ps")  # fmt: skip
     cols = 64 if kind == "int8" else 32
@@ -34,26 +63,14 @@ def peak_kernel(threads: int, iters: int, kind: str = "int8"):
     def peak(A: T.Buffer((16, cols), a_dt), B: T.Buffer((16, cols), b_dt), C: T.Buffer((threads, 4, 16, 16), c_dt)):
         T.func_attr({"global_symbol": "main", "tirx.noalias": True})
         for t in T.parallel(threads):
-            cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
-            for i in T.unroll(8):
-                cfg_buf[i] = T.uint64(0)
-            cfg_buf[0] = T.uint64(w[0])
-            cfg_buf[2] = T.uint64(w[2])
-            cfg_buf[3] = T.uint64(w[3])
-            cfg_buf[6] = T.uint64(w[6])
-            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
-            for c in T.unroll(4):
-                T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
+            start_tiles()
             for r in T.unroll(2):
                 T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tileloadd64", T.uint8(4 + r), T.address_of(A[0, 0]), T.int64(64)))
                 T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tileloadd64", T.uint8(6 + r), T.address_of(B[0, 0]), T.int64(64)))
             for _ in range(iters):
                 for c in T.unroll(4):
                     T.evaluate(T.call_llvm_intrin("void", dot, T.uint8(c), T.uint8(4 + c // 2), T.uint8(6 + c % 2)))
-            for c in T.unroll(4):
-                T.evaluate(
-                    T.call_llvm_intrin("void", "llvm.x86.tilestored64", T.uint8(c), T.address_of(C[t, c, 0, 0]), T.int64(64))
-                )
+            store_accumulators(C, t)
 
     return peak, threads * iters * 4 * OPS[kind]
 
@@ -64,9 +81,7 @@ def load_kernel(threads: int, iters: int, lda: int):
     then runs the 4 tile products. Against ``peak_kernel``: what feeding the tiles from L1 costs."""
     from tvm.script import tirx as T
 
-    from heron_cpu_dlboost.amx_intrin import TileShape, config_words
-
-    w = config_words(TileShape("int8", rows=16, mt=2, nt=2, kc=1, tk=16))
+    start_tiles, store_accumulators = _tile_macros("int8")
     a_rows = 32 * lda // 64  # the A block: 32 rows of lda bytes, as 64-byte lines
 
     @T.prim_func
@@ -77,16 +92,7 @@ def load_kernel(threads: int, iters: int, lda: int):
     ):
         T.func_attr({"global_symbol": "main", "tirx.noalias": True})
         for t in T.parallel(threads):
-            cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
-            for i in T.unroll(8):
-                cfg_buf[i] = T.uint64(0)
-            cfg_buf[0] = T.uint64(w[0])
-            cfg_buf[2] = T.uint64(w[2])
-            cfg_buf[3] = T.uint64(w[3])
-            cfg_buf[6] = T.uint64(w[6])
-            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
-            for c in T.unroll(4):
-                T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
+            start_tiles()
             for _ in range(iters):
                 for r in T.unroll(2):
                     T.evaluate(
@@ -107,10 +113,7 @@ def load_kernel(threads: int, iters: int, lda: int):
                     T.evaluate(
                         T.call_llvm_intrin("void", "llvm.x86.tdpbusd", T.uint8(c), T.uint8(4 + c // 2), T.uint8(6 + c % 2))
                     )
-            for c in T.unroll(4):
-                T.evaluate(
-                    T.call_llvm_intrin("void", "llvm.x86.tilestored64", T.uint8(c), T.address_of(C[t, c, 0, 0]), T.int64(64))
-                )
+            store_accumulators(C, t)
 
     return loads, threads * iters * 4 * OPS["int8"], a_rows
 
@@ -124,9 +127,7 @@ def stream_kernel(threads: int, iters: int, a_lda: int, a_kib: int, b_kib: int):
     in L2, of 16 MiB and more in L3 / memory."""
     from tvm.script import tirx as T
 
-    from heron_cpu_dlboost.amx_intrin import TileShape, config_words
-
-    w = config_words(TileShape("int8", rows=16, mt=2, nt=2, kc=1, tk=16))
+    start_tiles, store_accumulators = _tile_macros("int8")
     a_lines, b_lines = a_kib * 16, b_kib * 16
     k_steps = a_lda // 64
     row_blocks = a_kib * 1024 // (32 * a_lda)
@@ -142,16 +143,7 @@ def stream_kernel(threads: int, iters: int, a_lda: int, a_kib: int, b_kib: int):
     ):
         T.func_attr({"global_symbol": "main", "tirx.noalias": True})
         for t in T.parallel(threads):
-            cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
-            for i in T.unroll(8):
-                cfg_buf[i] = T.uint64(0)
-            cfg_buf[0] = T.uint64(w[0])
-            cfg_buf[2] = T.uint64(w[2])
-            cfg_buf[3] = T.uint64(w[3])
-            cfg_buf[6] = T.uint64(w[6])
-            T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
-            for c in T.unroll(4):
-                T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
+            start_tiles()
             for it in range(iters):
                 for r in T.unroll(2):
                     T.evaluate(
@@ -176,10 +168,7 @@ def stream_kernel(threads: int, iters: int, a_lda: int, a_kib: int, b_kib: int):
                     T.evaluate(
                         T.call_llvm_intrin("void", "llvm.x86.tdpbusd", T.uint8(c), T.uint8(4 + c // 2), T.uint8(6 + c % 2))
                     )
-            for c in T.unroll(4):
-                T.evaluate(
-                    T.call_llvm_intrin("void", "llvm.x86.tilestored64", T.uint8(c), T.address_of(C[t, c, 0, 0]), T.int64(64))
-                )
+            store_accumulators(C, t)
 
     return stream, threads * iters * 4 * OPS["int8"], a_lines, b_lines
 

@@ -35,7 +35,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--microkernel", default="vnni", help="'generic' to try the benchmark on a CPU without VNNI")
     ap.add_argument("--metaschedule", action="store_true")
     ap.add_argument("--merge", action="store_true",
-                    help="keep the runs already in the results file (other workloads, searchers, seeds or MetaSchedule) and add these")
+                    help="keep the runs already in the results file (other workloads, searchers, seeds or MetaSchedule) "
+                    "and add these")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     return ap.parse_args()
 
@@ -146,7 +147,8 @@ def main() -> None:
         cpu = host_cpu()
         result = {"date": time.strftime("%Y-%m-%d %H:%M"), "cpu": cpu.model, "llvm_cpu": llvm_host_cpu(), "cores": a.cores,
                   "microkernel": a.microkernel, "trials": a.trials, "batch_size": a.batch_size, "model": a.model,
-                  "seeds": sorted({r["seed"] for r in runs}), "versions": versions(), "summary": summarize(runs, ms), "metaschedule": ms, "runs": runs}
+                  "seeds": sorted({r["seed"] for r in runs}), "versions": versions(), "summary": summarize(runs, ms),
+                  "metaschedule": ms, "runs": runs}
         with open(stem + ".json", "w") as f:  # after every workload: a killed run keeps what it did
             json.dump(result, f, indent=1)
     plot(runs, stem + ".png")

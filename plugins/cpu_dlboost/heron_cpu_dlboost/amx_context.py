@@ -311,7 +311,7 @@ class AMXContext(CPUContext):
             point[f"{lay.dot}1"],
             lay.tk,
             self.row_step(task),
-            lanes_first=[a.name for a in lay.axes].index(lay.lane) < [a.name for a in lay.axes].index(lay.row),
+            lanes_first=not self._row_before_lane(lay),
             zero=bool(point.get("acc_zero")),
             a_packed=point.get("a_cache", 0) == 3,
         )

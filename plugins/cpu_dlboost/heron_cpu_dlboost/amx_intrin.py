@@ -106,6 +106,19 @@ def micro_loops(shape: TileShape) -> list[str]:
     return [name for name, extent in loops if extent > 1]
 
 
+def _binding(*terms) -> str:
+    return " + ".join(t for t in terms if t) or "0"
+
+
+def _spatial_axes(shape: TileShape, loops: list[str]) -> str:
+    """TVMScript lines binding a call's block axes vm (rows of C) and vn (its lanes) to ``loops``,
+    in the compute's axis order."""
+    vm = _binding(f"i * {shape.rows}" if "i" in loops else None, "r" if "r" in loops else None)
+    vn = _binding(f"j * {LANES}" if "j" in loops else None, "lane")
+    axes = [f"vm = T.axis.spatial({shape.mt * shape.rows}, {vm})", f"vn = T.axis.spatial({shape.nt * LANES}, {vn})"]
+    return "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+
+
 def _desc(shape: TileShape):
     """The computation one call performs, with exactly the loops the schedule tensorizes (TVMScript
     built as text: a loop of extent 1 must be absent, not present and simplified away)."""
@@ -119,14 +132,8 @@ def _desc(shape: TileShape):
     loops = micro_loops(shape)
     term = lambda name, scale: f"{name} * {scale}" if name in loops else None  # noqa: E731
 
-    def binding(*terms):
-        return " + ".join(t for t in terms if t) or "0"
-
-    vm = binding(term("i", rows), "r" if "r" in loops else None)
-    vn = binding(term("j", LANES), "lane")
-    vk = binding(term("ks", tk * g), "kk")
-    axes = [f"vm = T.axis.spatial({M}, {vm})", f"vn = T.axis.spatial({N}, {vn})"]
-    axes = "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+    vk = _binding(term("ks", tk * g), "kk")
+    axes = _spatial_axes(shape, loops)
     if shape.a_packed:
         kw = tk * g
         a_shape, a_region = f"({mt}, {kc}, {rows}, {kw})", f"0:{mt}, 0:{kc}, 0:{rows}, 0:{kw}"
@@ -161,13 +168,12 @@ def register(shape: TileShape, generic: bool = False) -> str:
     name = shape.name + ("_generic" if generic else "")
     if name in _registered:
         return name
-    from tvm import s_tir
+    from tvm import s_tir, tirx
     from tvm.script import tirx as T
 
     a_dt, b_dt, c_dt, g, dot = DTYPES[shape.kind]
     rows, mt, nt, kc, tk, step = shape.rows, shape.mt, shape.nt, shape.kc, shape.tk, shape.a_step
-    M, N, K = mt * rows, nt * LANES, kc * tk * g
-    MA = (M - 1) * step + 1  # rows of A a call spans
+    M, N, K, kw = mt * rows, nt * LANES, kc * tk * g, tk * g
     itemsize = 4 // g
     acc, a0, b0 = 0, mt * nt, mt * nt + mt
     zero = shape.zero  # accumulators from tilezero instead of C (read by the TVMScript below)
@@ -175,19 +181,44 @@ def register(shape: TileShape, generic: bool = False) -> str:
     # legalization from widening a bf16 buffer of the kernel to f32 behind the tile unit's back), typed
     # as the buffers are stored when the pointers are lowered: bf16 as uint16.
     a_ptr, b_ptr = ("uint16", "uint16") if shape.kind == "bfloat16" else (a_dt, b_dt)
+    # A's layout, as the TVMScript below reads it: (rows of A, K) with a row step, or tile-packed
+    # (row tiles, K steps, rows, 4*tk bytes) with every A tile contiguous.
+    lda, lda1 = tirx.Var("lda", "int32"), tirx.Var("lda1", "int32")
+    if shape.a_packed:
+        a_shape, a_strides = (mt, kc, rows, kw), [lda, lda1, kw, 1]
+        a_region = (slice(0, mt), slice(0, kc), slice(0, rows), slice(0, kw))
+
+        def a_tile(A, i, ks):  # (pointer to the tile of row tile i, K step ks; its row stride in bytes)
+            ptr = T.tvm_access_ptr(T.type_annotation(a_ptr), A.data, A.elem_offset + i * lda + ks * lda1, rows * kw, 1)
+            return ptr, ROW_BYTES
+
+        def a_at(A, i, r, k):  # element (row r of row tile i, k) of the call's A
+            return A[i, k // kw, r, k % kw]
+
+    else:
+        MA = (M - 1) * step + 1  # rows of A a call spans
+        a_shape, a_strides, a_region = (MA, K), [lda, 1], (slice(0, MA), slice(0, K))
+
+        def a_tile(A, i, ks):
+            ptr = T.tvm_access_ptr(
+                T.type_annotation(a_ptr), A.data, A.elem_offset + i * rows * step * lda + ks * tk * g, rows * step * lda, 1
+            )
+            return ptr, lda * step * itemsize
+
+        def a_at(A, i, r, k):
+            return A[(i * rows + r) * step, k]
 
     desc = _desc(shape)
 
     @T.prim_func(s_tir=True)
     def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        lda = T.int32()
         ldb = T.int32()
         ldc = T.int32()
-        A = T.match_buffer(a, (MA, K), a_dt, offset_factor=1, strides=[lda, 1])
+        A = T.match_buffer(a, a_shape, a_dt, offset_factor=1, strides=a_strides)
         B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
         C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
         with T.sblock("root"):
-            T.reads(C[0:M, 0:N], A[0:MA, 0:K], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.reads(C[0:M, 0:N], A[a_region], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
             T.writes(C[0:M, 0:N])
             for i in T.unroll(mt):
                 for j in T.unroll(nt):
@@ -209,17 +240,7 @@ def register(shape: TileShape, generic: bool = False) -> str:
                 for i in T.unroll(mt):
                     T.evaluate(
                         T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tileloadd64",
-                            T.uint8(a0 + i),
-                            T.tvm_access_ptr(
-                                T.type_annotation(a_ptr),
-                                A.data,
-                                A.elem_offset + i * rows * step * lda + ks * tk * g,
-                                rows * step * lda,
-                                1,
-                            ),
-                            T.int64(lda * step * itemsize),
+                            "void", "llvm.x86.tileloadd64", T.uint8(a0 + i), a_tile(A, i, ks)[0], T.int64(a_tile(A, i, ks)[1])
                         )
                     )
                 for j in T.unroll(nt):
@@ -253,14 +274,13 @@ def register(shape: TileShape, generic: bool = False) -> str:
 
     @T.prim_func(s_tir=True)
     def generic_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        lda = T.int32()
         ldb = T.int32()
         ldc = T.int32()
-        A = T.match_buffer(a, (MA, K), a_dt, offset_factor=1, strides=[lda, 1])
+        A = T.match_buffer(a, a_shape, a_dt, offset_factor=1, strides=a_strides)
         B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
         C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
         with T.sblock("root"):
-            T.reads(C[0:M, 0:N], A[0:MA, 0:K], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
+            T.reads(C[0:M, 0:N], A[a_region], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
             T.writes(C[0:M, 0:N])
             if zero:
                 for i, j, r in T.grid(mt, nt, rows):
@@ -269,121 +289,12 @@ def register(shape: TileShape, generic: bool = False) -> str:
             for i, j, r, kk in T.grid(mt, nt, rows, K):
                 for lane in T.vectorized(LANES):
                     C[i * rows + r, j * LANES + lane] = C[i * rows + r, j * LANES + lane] + T.cast(
-                        A[(i * rows + r) * step, kk], c_dt
+                        a_at(A, i, r, kk), c_dt
                     ) * T.cast(B[j, kk // g, lane, kk % g], c_dt)
 
-    if shape.a_packed:
-        impl, generic_impl = _packed_impls(shape)
     s_tir.TensorIntrin.register(name, desc, generic_impl if generic else impl, override=True)
     _registered.add(name)
     return name
-
-
-def _packed_impls(shape: TileShape):
-    """``register``'s implementations for a tile-packed A, (mt, kc, rows, tk*g) per call: an A tile is
-    ``rows`` rows of ``4*tk`` bytes, contiguous (a tile-contiguous stream for the prefetchers, no set aliasing)."""
-    from tvm.script import tirx as T
-
-    a_dt, b_dt, c_dt, g, dot = DTYPES[shape.kind]
-    rows, mt, nt, kc, tk = shape.rows, shape.mt, shape.nt, shape.kc, shape.tk
-    M, N, K, kw = mt * rows, nt * LANES, kc * tk * g, tk * g
-    acc, a0, b0 = 0, mt * nt, mt * nt + mt
-    zero = shape.zero
-    a_ptr, b_ptr = ("uint16", "uint16") if shape.kind == "bfloat16" else (a_dt, b_dt)
-
-    @T.prim_func(s_tir=True)
-    def impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        lda0 = T.int32()
-        lda1 = T.int32()
-        ldb = T.int32()
-        ldc = T.int32()
-        A = T.match_buffer(a, (mt, kc, rows, kw), a_dt, offset_factor=1, strides=[lda0, lda1, kw, 1])
-        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
-        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
-        with T.sblock("root"):
-            T.reads(C[0:M, 0:N], A[0:mt, 0:kc, 0:rows, 0:kw], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
-            T.writes(C[0:M, 0:N])
-            for i in T.unroll(mt):
-                for j in T.unroll(nt):
-                    if zero:
-                        T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(acc + i * nt + j)))
-                    else:
-                        T.evaluate(
-                            T.call_llvm_intrin(
-                                "void",
-                                "llvm.x86.tileloadd64",
-                                T.uint8(acc + i * nt + j),
-                                T.tvm_access_ptr(
-                                    T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
-                                ),
-                                T.int64(ldc * 4),
-                            )
-                        )
-            for ks in T.serial(kc):
-                for i in T.unroll(mt):
-                    T.evaluate(
-                        T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tileloadd64",
-                            T.uint8(a0 + i),
-                            T.tvm_access_ptr(
-                                T.type_annotation(a_ptr), A.data, A.elem_offset + i * lda0 + ks * lda1, rows * kw, 1
-                            ),
-                            T.int64(ROW_BYTES),
-                        )
-                    )
-                for j in T.unroll(nt):
-                    T.evaluate(
-                        T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tileloadd64",
-                            T.uint8(b0 + j),
-                            T.tvm_access_ptr(
-                                T.type_annotation(b_ptr), B.data, B.elem_offset + j * ldb + ks * tk * LANES * g, tk * LANES * g, 1
-                            ),
-                            T.int64(ROW_BYTES),
-                        )
-                    )
-                for i in T.unroll(mt):
-                    for j in T.unroll(nt):
-                        T.evaluate(T.call_llvm_intrin("void", dot, T.uint8(acc + i * nt + j), T.uint8(a0 + i), T.uint8(b0 + j)))
-            for i in T.unroll(mt):
-                for j in T.unroll(nt):
-                    T.evaluate(
-                        T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tilestored64",
-                            T.uint8(acc + i * nt + j),
-                            T.tvm_access_ptr(
-                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 2
-                            ),
-                            T.int64(ldc * 4),
-                        )
-                    )
-
-    @T.prim_func(s_tir=True)
-    def generic_impl(a: T.handle, b: T.handle, c: T.handle) -> None:
-        lda0 = T.int32()
-        lda1 = T.int32()
-        ldb = T.int32()
-        ldc = T.int32()
-        A = T.match_buffer(a, (mt, kc, rows, kw), a_dt, offset_factor=1, strides=[lda0, lda1, kw, 1])
-        B = T.match_buffer(b, (nt, kc * tk, LANES, g), b_dt, offset_factor=1, strides=[ldb, LANES * g, g, 1])
-        C = T.match_buffer(c, (M, N), c_dt, offset_factor=1, strides=[ldc, 1])
-        with T.sblock("root"):
-            T.reads(C[0:M, 0:N], A[0:mt, 0:kc, 0:rows, 0:kw], B[0:nt, 0 : kc * tk, 0:LANES, 0:g])
-            T.writes(C[0:M, 0:N])
-            if zero:
-                for i, j, r in T.grid(mt, nt, rows):
-                    for lane in T.vectorized(LANES):
-                        C[i * rows + r, j * LANES + lane] = T.cast(0, c_dt)
-            for i, j, r, kk in T.grid(mt, nt, rows, K):
-                for lane in T.vectorized(LANES):
-                    C[i * rows + r, j * LANES + lane] = C[i * rows + r, j * LANES + lane] + T.cast(
-                        A[i, kk // kw, r, kk % kw], c_dt
-                    ) * T.cast(B[j, kk // g, lane, kk % g], c_dt)
-
-    return impl, generic_impl
 
 
 def register_init(shape: TileShape, generic: bool = False) -> str:
@@ -404,10 +315,7 @@ def register_init(shape: TileShape, generic: bool = False) -> str:
     M, N = mt * rows, nt * LANES
     extent = {"i": mt, "j": nt, "r": rows, "lane": LANES}
     loops = [n for n in micro_loops(shape) if n in extent]
-    vm = " + ".join(t for t in (f"i * {rows}" if "i" in loops else None, "r" if "r" in loops else None) if t) or "0"
-    vn = " + ".join(t for t in (f"j * {LANES}" if "j" in loops else None, "lane") if t)
-    axes = [f"vm = T.axis.spatial({M}, {vm})", f"vn = T.axis.spatial({N}, {vn})"]
-    axes = "\n                ".join(axes[::-1] if shape.lanes_first else axes)
+    axes = _spatial_axes(shape, loops)
     zero = "T.float32(0)" if c_dt == "float32" else "0"
     src = f"""
 # from tvm.script import tirx as T
