@@ -36,6 +36,11 @@ def parse() -> argparse.Namespace:
         action="store_true",
         help="add MetaSchedule to the cases of an existing results file (same cores and trials), Heron not re-run",
     )
+    ap.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="convolutions on channels-last activations and output (the layout PyTorch's int8 convolutions take)",
+    )
     ap.add_argument("--no-vendor", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="alternating Heron / vendor timings per case (medians reported)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
@@ -83,9 +88,20 @@ def metaschedule(op: str, shape: dict) -> dict:
     return json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-500:]}
 
 
+def case_shape(op: str, shape_text: str) -> dict | list | str:
+    """The case's shape; with --channels-last, a convolution's preset or named shape gets channels_last=1."""
+    from heron_core.registry import registry
+
+    shape = parse_shape(shape_text)
+    cls = registry().get("operator", op).factory
+    if not ARGS.channels_last or "channels_last" not in cls.Shape.model_fields or isinstance(shape, list):
+        return shape
+    return {**(cls.presets[shape] if isinstance(shape, str) else shape), "channels_last": 1}
+
+
 def run_case(text: str, db: str, peak: float) -> dict:
     op, _, shape_text = text.partition(":")
-    shape = parse_shape(shape_text)
+    shape = case_shape(op, shape_text)
     cfg = {
         "target": {"name": "dlboost", "num_cores": ARGS.cores},
         "cases": [{"op": op, "shape": shape}],
@@ -108,7 +124,7 @@ def run_case(text: str, db: str, peak: float) -> dict:
         if i:
             heron_rounds.append(statistics.median(retime(task, [chosen.point], chosen.latency_s)[0]))
         for isa in isas:
-            vendor_rounds[isa].append(vendor(op, task.op.shape.model_dump(), isa))
+            vendor_rounds[isa].append(vendor(op, task.op.shape.as_ints(), isa))
     lat = statistics.median(heron_rounds)
     row = {
         "case": text,
@@ -138,7 +154,7 @@ def run_case(text: str, db: str, peak: float) -> dict:
         if "speedup_vs_vendor_native" in row:
             row["speedup_vs_vendor_vnni"] = row["speedup_vs_vendor_native"]
     if ARGS.metaschedule:
-        add_metaschedule(row, op, task.op.shape.model_dump())
+        add_metaschedule(row, op, task.op.shape.as_ints())
     return row
 
 
@@ -173,8 +189,9 @@ def write(rows: list[dict], peak: dict, info: dict) -> None:
     lines = []
     for r in rows:
         vv, vn = r.get("vendor_vnni", {}), r.get("vendor_native", {})
+        label = r["case"] + (" (NHWC)" if "channels_last=1" in r["workload"] else "")
         lines.append(
-            f"| {r['case']} | {r['heron_ms']:.4f} | {r['heron_gops']:.0f} | {r['pct_of_peak']:.1f} | "
+            f"| {label} | {r['heron_ms']:.4f} | {r['heron_gops']:.0f} | {r['pct_of_peak']:.1f} | "
             f"{vv.get('path', '-')} {vv.get('ms', float('nan')):.4f} | {r.get('speedup_vs_vendor_vnni', float('nan')):.2f} | "
             f"{vn.get('path', '-')} {vn.get('ms', float('nan')):.4f} | {r.get('speedup_vs_vendor_native', float('nan')):.2f} | "
             f"{r.get('speedup_vs_metaschedule', float('nan')):.2f} |"
@@ -244,8 +261,9 @@ def merge_rows(stem: str, path: str) -> None:
         doc["machine"], doc["peak_gops"] = later["machine"], later["peak_gops"]
     peak = doc["peak_gops"][str(ARGS.cores)]
     for row in later["cases"]:
-        if "metaschedule" not in row and "metaschedule" in rows.get(row["case"], {}):
-            row["metaschedule"] = rows[row["case"]]["metaschedule"]
+        earlier = rows.get(row["case"], {})
+        if "metaschedule" not in row and "metaschedule" in earlier and earlier["workload"] == row["workload"]:
+            row["metaschedule"] = earlier["metaschedule"]
         rows[row["case"]] = row
     for row in rows.values():  # GOPS from the current op counts (e.g. without padding taps)
         op, shape = workload(row)

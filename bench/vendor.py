@@ -451,6 +451,14 @@ def run_path(setup, ctx: Ctx) -> dict:
     }, onednn.get("isa")
 
 
+def channels_first(op):
+    """A channels-last convolution as its channels-first twin: each path takes the layout it prefers
+    whatever Heron's (PyTorch channels-last, made once outside the timing; ONNX Runtime NCHW)."""
+    if not getattr(op.shape, "channels_last", False):
+        return op
+    return type(op)(op.shape.model_copy(update={"channels_last": False}), op.in_dtype, op.out_dtype)
+
+
 def measure(op, threads: int, isa: str, restricted: bool = False, probe: str | None = None) -> dict:
     """Measure the operator object ``op`` in this process, with whatever ISA restriction it already has."""
     if op.name not in PATHS:
@@ -461,6 +469,7 @@ def measure(op, threads: int, isa: str, restricted: bool = False, probe: str | N
     if torch is not None:  # restored afterwards for a caller that measures in its own process
         caller = torch.get_num_threads(), torch.backends.quantized.engine
         torch.set_num_threads(threads)
+    op = channels_first(op)
     arrays = op.random_inputs(0)
     ctx = Ctx(op, arrays, op.reference(arrays), threads, libs)
     paths, onednn_isa = {}, None

@@ -20,6 +20,10 @@ class ShapeParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     aliases: ClassVar[dict[str, str]] = {}
 
+    def as_ints(self) -> dict[str, int]:
+        """Every field as an integer (a flag as 0 or 1), as ``--shape`` takes them."""
+        return {k: int(v) for k, v in self.model_dump().items()}
+
 
 Pad = tuple[tuple[int, int, int], ...]  # per dimension: (zeros before, zeros after, zeros between elements)
 
@@ -188,7 +192,10 @@ class Operator(ABC):
         return out
 
     def shape_label(self) -> str:
-        return ",".join(f"{k}={v}" for k, v in self.shape.model_dump().items())
+        """``K=V,...``; a flag (a bool field) shows as ``=1`` when set and not at all when unset,
+        so adding one keeps the labels, and the workload keys, of earlier records."""
+        items = self.shape.model_dump().items()
+        return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in items if v is not False)
 
     def case(self) -> list[int]:
-        return list(self.shape.model_dump().values())
+        return list(self.shape.as_ints().values())

@@ -77,6 +77,31 @@ def test_reference_matches_the_definition(name):
     assert o.reference(arrays).shape == o.output.shape and o.op_count() > 0
 
 
+def test_t2d_counts_only_the_products_that_land_in_the_output():
+    o = op("t2d", **TINY["t2d"])
+    s, (oh, ow) = o.shape, o.output.shape[2:]
+    landed = sum(
+        0 <= h * s.stride + r - s.pad < oh and 0 <= w * s.stride + q - s.pad < ow
+        for h, w, r, q in itertools.product(range(s.H), range(s.W), range(s.R), range(s.S))
+    )
+    assert o.op_count() == 2 * s.N * s.K * s.C * landed < 2 * s.N * s.K * s.C * s.H * s.W * s.R * s.S
+
+
+CONVOLUTIONS = ["conv1d", "conv2d", "conv3d", "dil", "t2d"]
+
+
+@pytest.mark.parametrize("name", CONVOLUTIONS)
+def test_channels_last_is_the_same_convolution_stored_channels_last(name):
+    first, last = op(name, **TINY[name]), op(name, **TINY[name], channels_last=1)
+    arrays = first.random_inputs(seed=2)
+    moved = {**arrays, "x": np.ascontiguousarray(np.moveaxis(arrays["x"], 1, -1))}
+    assert last.tensor("x").shape == moved["x"].shape and last.output.shape == np.moveaxis(first.reference(arrays), 1, -1).shape
+    np.testing.assert_array_equal(last.reference(moved), np.moveaxis(first.reference(arrays), 1, -1))
+    assert last.op_count() == first.op_count()
+    # the flag shows in the label only when set: earlier records keep their workload keys
+    assert "channels_last" not in first.shape_label() and last.shape_label().endswith(",channels_last=1")
+
+
 def test_presets_and_the_original_names_are_accepted():
     cls = registry().get("operator", "conv2d").factory
     assert parse_shape(cls, "C2D4")["stride"] == 2

@@ -18,6 +18,7 @@ class Conv1dShape(ConvShape):
     stride: PositiveInt = 1
     pad: NonNegativeInt = 0
     dilation: PositiveInt = 1
+    channels_last: bool = False
 
 
 _wavenet = {"N": 1, "W": 892, "C": 512, "K": 512, "S": 3, "stride": 1}

@@ -20,6 +20,7 @@ class Conv2dShape(ConvShape):
     stride: PositiveInt = 1
     pad: NonNegativeInt = 0
     dilation: PositiveInt = 1
+    channels_last: bool = False
 
 
 _resnet = {"N": 1, "H": 56, "W": 56, "C": 64, "K": 64, "R": 3, "S": 3, "stride": 1, "pad": 1}

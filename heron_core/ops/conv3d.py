@@ -22,6 +22,7 @@ class Conv3dShape(ConvShape):
     stride: PositiveInt = 1
     pad: NonNegativeInt = 0
     dilation: PositiveInt = 1
+    channels_last: bool = False
 
 
 _c3d = {"N": 1, "D": 8, "H": 56, "W": 56, "C": 64, "K": 64, "T": 3, "R": 3, "S": 3, "stride": 1, "pad": 1}

@@ -1,6 +1,10 @@
 """Direct convolutions in PyTorch's layouts, shared by conv1d, conv2d, conv3d and dil:
 out[n, k, o...] = sum_{c, r...} x[n, c, o*stride + r*dilation - pad] · w[k, c, r...]
-(x: N, C, *spatial; w: K, C, *kernel; out: N, K, *out_spatial; zero padding)."""
+(x: N, C, *spatial; w: K, C, *kernel; out: N, K, *out_spatial; zero padding).
+
+``channels_last=1`` stores the activations and the output channels-last (x: N, *spatial, C;
+out: N, *out_spatial, K), PyTorch's ``channels_last`` memory format and oneDNN's preferred one:
+the micro-kernel then reads x and writes out where they lie, with no packing or transposition."""
 
 from __future__ import annotations
 
@@ -48,44 +52,73 @@ class ConvShape(ShapeParams):
         return self
 
 
-# Lanes along the output channels K, the 4-wide dot along the input channels C.
-CONV_DOT_HINT = DotHint(
-    weight="w", weight_reduce_dim=1, weight_lane_dim=0, data="x", data_reduce_dim=1, out_lane_axis=1, reduce_axis=0
-)
+def stored(logical: tuple, channels_last: bool) -> tuple:
+    """(N, C, *spatial) -> the storage order: itself, or (N, *spatial, C) channels-last."""
+    return (logical[0], *logical[2:], logical[1]) if channels_last else tuple(logical)
+
+
+def logical(idx: tuple, channels_last: bool) -> tuple:
+    """The inverse of :func:`stored`."""
+    return (idx[0], idx[-1], *idx[1:-1]) if channels_last else tuple(idx)
+
+
+def conv_dot_hint(rank: int, channels_last: bool, weight_reduce_dim: int = 1, weight_lane_dim: int = 0) -> DotHint:
+    """Lanes along the output channels K, the 4-wide dot along the input channels C."""
+    channel = rank - 1 if channels_last else 1
+    return DotHint(
+        weight="w",
+        weight_reduce_dim=weight_reduce_dim,
+        weight_lane_dim=weight_lane_dim,
+        data="x",
+        data_reduce_dim=channel,
+        out_lane_axis=channel,
+        reduce_axis=0,
+    )
+
+
+def to_channels_first(array: np.ndarray, channels_last: bool) -> np.ndarray:
+    return np.moveaxis(array, -1, 1) if channels_last else array
 
 
 class Convolution(Operator):
     Shape: ClassVar[type[ConvShape]]
     shape: ConvShape
-    dot_hint = CONV_DOT_HINT
+
+    @property
+    def dot_hint(self) -> DotHint:
+        return conv_dot_hint(2 + len(self.shape.spatial), self.shape.channels_last)
 
     def tensors(self) -> list[TensorSpec]:
-        s = self.shape
+        s, last = self.shape, self.shape.channels_last
         a, b = int_dtypes(self.in_dtype)
-        pad = ((0, 0, 0), (0, 0, 0)) + ((s.pad, s.pad, 0),) * len(s.spatial)
+        pad = stored(((0, 0, 0), (0, 0, 0)) + ((s.pad, s.pad, 0),) * len(s.spatial), last)
         return [
-            TensorSpec("x", (s.N, s.C, *s.in_extents), a, "input", pad if s.pad else None),
+            TensorSpec("x", stored((s.N, s.C, *s.in_extents), last), a, "input", pad if s.pad else None),
             TensorSpec("w", (s.K, s.C, *s.kernel_extents), b, "weight"),
-            TensorSpec("out", (s.N, s.K, *s.out_extents), self.out_dtype, "output"),
+            TensorSpec("out", stored((s.N, s.K, *s.out_extents), last), self.out_dtype, "output"),
         ]
 
     def compute(self, read):
         from tvm import te
 
-        s, out = self.shape, self.out_dtype
+        s, out, last = self.shape, self.out_dtype, self.shape.channels_last
         dims = [f.lower() for f in s.spatial]
         c = te.reduce_axis((0, s.C), name="c")
         rs = [te.reduce_axis((0, r), name=f"k{d}") for r, d in zip(s.kernel_extents, dims)]
 
-        def body(n, k, *o):
+        def body(*idx):
+            n, k, *o = logical(idx, last)
             pos = [oi * s.stride + ri * s.dilation for oi, ri in zip(o, rs)]
-            return te.sum(read["x"](n, c, *pos).astype(out) * read["w"](k, c, *rs).astype(out), axis=[c, *rs])
+            x = read["x"](*stored((n, c, *pos), last))
+            return te.sum(x.astype(out) * read["w"](k, c, *rs).astype(out), axis=[c, *rs])
 
-        return te.compute((s.N, s.K, *s.out_extents), body, name="out")
+        return te.compute(stored((s.N, s.K, *s.out_extents), last), body, name="out")
 
     def _apply(self, arrays, dtype) -> np.ndarray:
+        """The output in the storage layout, from inputs in it."""
         s = self.shape
-        x = np.pad(arrays["x"].astype(dtype), [(0, 0), (0, 0)] + [(s.pad, s.pad)] * len(s.spatial))
+        x = to_channels_first(arrays["x"], s.channels_last).astype(dtype)
+        x = np.pad(x, [(0, 0), (0, 0)] + [(s.pad, s.pad)] * len(s.spatial))
         w = arrays["w"].astype(dtype)
         result = np.zeros((s.K, s.N, *s.out_extents), dtype)
         for r in itertools.product(*(range(e) for e in s.kernel_extents)):
@@ -93,7 +126,7 @@ class Convolution(Operator):
                 slice(ri * s.dilation, ri * s.dilation + (o - 1) * s.stride + 1, s.stride) for ri, o in zip(r, s.out_extents)
             )
             result += np.tensordot(w[(slice(None), slice(None), *r)], x[(slice(None), slice(None), *window)], axes=([1], [1]))
-        return np.moveaxis(result, 0, 1)
+        return np.moveaxis(result, 0, -1 if s.channels_last else 1)
 
     def reference(self, arrays):
         return self._apply(arrays, np.float64).astype(self.out_dtype)  # exact: |sums| < 2**53

@@ -1,4 +1,5 @@
-"""t2d: transposed 2-D convolution (PyTorch's ConvTranspose2d): NCHW activations x CKRS weights.
+"""t2d: transposed 2-D convolution (PyTorch's ConvTranspose2d): NCHW (or, with ``channels_last=1``,
+NHWC) activations x CKRS weights.
 
 out[n, k, h*stride + r - pad, w*stride + s - pad] += x[n, c, h, w] · w[c, k, r, s], with output
 extent (H-1)*stride - 2*pad + R + output_pad. Computed as a direct convolution over the input with
@@ -11,7 +12,7 @@ import numpy as np
 from pydantic import NonNegativeInt, PositiveInt, model_validator
 
 from heron_core.operator import DotHint, Operator, ShapeParams, TensorSpec, int_dtypes
-from heron_core.ops.convolution import CONV_ALIASES
+from heron_core.ops.convolution import CONV_ALIASES, conv_dot_hint, logical, stored, to_channels_first
 
 
 class T2dShape(ShapeParams):
@@ -25,6 +26,7 @@ class T2dShape(ShapeParams):
     stride: PositiveInt = 1
     pad: NonNegativeInt = 0
     output_pad: NonNegativeInt = 0
+    channels_last: bool = False
     aliases = {**CONV_ALIASES, "outpadding": "output_pad"}
 
     @property
@@ -56,39 +58,39 @@ class T2d(Operator):
         "T5": {**_resnet, "H": 14, "W": 14, "C": 256, "K": 256},
         "T6": {**_resnet, "H": 14, "W": 14, "C": 256, "K": 512, "R": 1, "S": 1, "stride": 2, "pad": 0},
     }
-    dot_hint = DotHint(
-        weight="w", weight_reduce_dim=0, weight_lane_dim=1, data="x", data_reduce_dim=1, out_lane_axis=1, reduce_axis=0
-    )
+
+    @property
+    def dot_hint(self) -> DotHint:
+        return conv_dot_hint(4, self.shape.channels_last, weight_reduce_dim=0, weight_lane_dim=1)
 
     def tensors(self) -> list[TensorSpec]:
-        s = self.shape
+        s, last = self.shape, self.shape.channels_last
         a, b = int_dtypes(self.in_dtype)
         around = [(r - 1 - s.pad, r - 1 - s.pad + s.output_pad, s.stride - 1) for r in (s.R, s.S)]
         return [
-            TensorSpec("x", (s.N, s.C, s.H, s.W), a, "input", ((0, 0, 0), (0, 0, 0), *around)),
+            TensorSpec("x", stored((s.N, s.C, s.H, s.W), last), a, "input", stored(((0, 0, 0), (0, 0, 0), *around), last)),
             TensorSpec("w", (s.C, s.K, s.R, s.S), b, "weight"),
-            TensorSpec("out", (s.N, s.K, *s.out_extents), self.out_dtype, "output"),
+            TensorSpec("out", stored((s.N, s.K, *s.out_extents), last), self.out_dtype, "output"),
         ]
 
     def compute(self, read):
         from tvm import te
 
-        s, out = self.shape, self.out_dtype
+        s, out, last = self.shape, self.out_dtype, self.shape.channels_last
         c = te.reduce_axis((0, s.C), name="c")
         kh = te.reduce_axis((0, s.R), name="kh")
         kw = te.reduce_axis((0, s.S), name="kw")
-        return te.compute(
-            (s.N, s.K, *s.out_extents),
-            lambda n, k, oh, ow: te.sum(
-                read["x"](n, c, oh + kh, ow + kw).astype(out) * read["w"](c, k, s.R - 1 - kh, s.S - 1 - kw).astype(out),
-                axis=[c, kh, kw],
-            ),
-            name="out",
-        )
+
+        def body(*idx):
+            n, k, oh, ow = logical(idx, last)
+            x = read["x"](*stored((n, c, oh + kh, ow + kw), last))
+            return te.sum(x.astype(out) * read["w"](c, k, s.R - 1 - kh, s.S - 1 - kw).astype(out), axis=[c, kh, kw])
+
+        return te.compute(stored((s.N, s.K, *s.out_extents), last), body, name="out")
 
     def _apply(self, arrays, dtype) -> np.ndarray:
         s = self.shape
-        x, w = arrays["x"].astype(dtype), arrays["w"].astype(dtype)
+        x, w = to_channels_first(arrays["x"], s.channels_last).astype(dtype), arrays["w"].astype(dtype)
         full = np.zeros((s.N, s.K, (s.H - 1) * s.stride + s.R + s.output_pad, (s.W - 1) * s.stride + s.S + s.output_pad), dtype)
         for r in range(s.R):
             for q in range(s.S):
@@ -97,7 +99,8 @@ class T2d(Operator):
                     contrib.transpose(0, 3, 1, 2)
                 )
         oh, ow = s.out_extents
-        return full[:, :, s.pad : s.pad + oh, s.pad : s.pad + ow]
+        out = full[:, :, s.pad : s.pad + oh, s.pad : s.pad + ow]
+        return np.moveaxis(out, 1, -1) if s.channels_last else out
 
     def reference(self, arrays):
         return self._apply(arrays, np.float64).astype(self.out_dtype)
@@ -106,6 +109,11 @@ class T2d(Operator):
         return lambda: self._apply(arrays, np.float32)
 
     def op_count(self) -> int:
-        """Multiply-adds of the transposed convolution itself (not of the zero-inserted form)."""
+        """Multiply-adds of the transposed convolution itself (not of the zero-inserted form), only
+        those whose product lands in the output (``pad`` crops the others)."""
         s = self.shape
-        return 2 * s.N * s.K * s.C * s.H * s.W * s.R * s.S
+        taps = [
+            sum(0 <= i * s.stride + r - s.pad < out for i in range(n) for r in range(k))
+            for n, k, out in zip((s.H, s.W), (s.R, s.S), s.out_extents)
+        ]
+        return 2 * s.N * s.K * s.C * taps[0] * taps[1]

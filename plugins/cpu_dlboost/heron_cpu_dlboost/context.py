@@ -209,7 +209,13 @@ class CPUContext(Context):
                 return [first, *(x for x in loops if not x.same_as(first))]
             return loops
 
-        sch.reorder(*s(0), *s_ordered(1), *r(0), *s_ordered(2), *r(1), *s(3), *micro)
+        if all(factors[n][0] == 1 for n in reduce):
+            # R0 is empty: with its unit loops below S2, the reduction's init (vectorized below)
+            # lands next to the register tile it zeroes, and LLVM starts the accumulators from zero
+            # registers instead of storing zeros over the S2 block for the first R1 sweep to load.
+            sch.reorder(*s(0), *s_ordered(1), *s_ordered(2), *r(0), *r(1), *s(3), *micro)
+        else:
+            sch.reorder(*s(0), *s_ordered(1), *r(0), *s_ordered(2), *r(1), *s(3), *micro)
 
         outer_levels = [s(0), s_ordered(1)]
         acc = None
@@ -232,7 +238,8 @@ class CPUContext(Context):
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         if acc is not None:
             _vectorize_innermost(sch, acc)
-        sch.decompose_reduction(block, r(0)[0])
+        init = sch.decompose_reduction(block, r(0)[0])
+        sch.vectorize(sch.get_loops(init)[-1])  # the 16 lanes: one vector store LLVM can forward
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for stage in compute.stages:
             _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)

@@ -88,6 +88,7 @@ def test_unknown_or_refused_process_setup_is_an_error():
         *INT8_CASES,
         ("gemm", {"M": 32, "K": 128, "N": 32}, "bfloat16"),
         ("conv2d", {**CONV, "R": 1, "S": 1, "stride": 2, "pad": 0}, "bfloat16"),
+        ("conv2d", {**CONV, "channels_last": 1}, "int8"),
     ],
 )
 def test_sampled_points_compile_to_amx(op, shape, in_dtype):
@@ -138,6 +139,7 @@ def _run_all(t: Task, n: int, seed: int):
         ("gemm", {"M": 48, "K": 128, "N": 32}, "int8"),
         ("bmm", {"batch": 2, "M": 16, "K": 64, "N": 32}, "bfloat16"),
         ("conv2d", {**CONV, "H": 14, "W": 14, "R": 1, "S": 1, "stride": 2, "pad": 0}, "int8"),
+        ("conv2d", {**CONV, "H": 6, "W": 6, "channels_last": 1}, "bfloat16"),
     ],
 )
 def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype):

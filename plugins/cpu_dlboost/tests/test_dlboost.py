@@ -71,3 +71,16 @@ def test_every_sampled_point_builds_and_is_correct(shape):
         results = list(runner.run(t, points))
     assert len(results) == len(points)
     assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+def test_accumulators_start_from_zero_registers_when_r0_is_empty():
+    """With every R0 factor 1, the reduction's init sits inside the S2 loops as one vector store per
+    16 lanes, which LLVM forwards into the register tile: no pass of zero stores over the S2 block."""
+    t = task(64, 64, 64, num_cores=1)
+    space = SearchSpace(t)
+    point = space.complete({"k0": 1, "acc_level": 2, "i2": 2, "j2": 2}, random.Random(0))
+    script = space.apply(point).script()
+    s2_loop, init = script.index("i_2 in T.grid"), script.index('T.sblock("C_init")')
+    assert s2_loop < init and "T.vectorized(16)" in script[s2_loop:init]
+    asm = tvm_compat.assembly(tvm_compat.build(space.apply(point), t.target.tvm_target(), t.target.pass_config()))
+    assert "vpxor" in asm

@@ -28,11 +28,18 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("op", sorted(SHAPES))
-def test_every_sampled_point_of_every_operator_is_correct(op):
+# The convolutions again on channels-last activations and output: the lane axis is innermost,
+# the data needs packing only for its padding.
+CHANNELS_LAST = [f"{op}:channels_last" for op in ("conv1d", "conv2d", "conv3d", "t2d")]
+
+
+@pytest.mark.parametrize("case", sorted(SHAPES) + CHANNELS_LAST)
+def test_every_sampled_point_of_every_operator_is_correct(case):
+    op, _, flag = case.partition(":")
+    shape = {**SHAPES[op], **({flag: 1} if flag else {})}
     ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
-    task = Task(TaskSpec(target=ref, op=op, shape=SHAPES[op], in_dtype="int8", out_dtype="int32"))
-    points = SearchSpace(task).sample(4, random.Random(len(op)))
+    task = Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype="int32"))
+    points = SearchSpace(task).sample(4, random.Random(len(case)))
     assert len(points) == 4
     with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
         results = list(runner.run(task, points))

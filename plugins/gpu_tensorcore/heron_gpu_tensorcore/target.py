@@ -63,6 +63,11 @@ class TensorCoreTarget(Target):
             raise ConfigError(
                 f"target 'tensorcore' has no schedule template for operator '{op.name}' (it has: {', '.join(sorted(VIEWS))})"
             )
+        if getattr(op.shape, "channels_last", False):
+            raise ConfigError(
+                "target 'tensorcore' takes convolutions channels-first and stores their activations channels-last "
+                "itself (a packed argument layout, see DEVELOPERS.md): leave out channels_last=1"
+            )
         if task.spec.in_dtype != "float16" or task.spec.out_dtype not in OUT_DTYPES:
             raise ConfigError(
                 "target 'tensorcore' computes fp16 x fp16 with fp16 or fp32 accumulation (in_dtype float16, out_dtype "

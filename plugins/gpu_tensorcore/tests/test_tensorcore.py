@@ -59,6 +59,8 @@ def test_refuses_without_gpu_and_for_other_dtypes_or_operators():
     with pytest.raises(ConfigError, match="fp16"):
         Task(TaskSpec(target=PluginRef(name="tensorcore"), op="gemm", shape={"M": 64, "K": 64, "N": 64},
                       in_dtype="int8", out_dtype="int32"))  # fmt: skip
+    with pytest.raises(ConfigError, match="leave out channels_last=1"):
+        task("conv2d", {"N": 1, "C": 16, "H": 8, "W": 8, "K": 16, "R": 3, "S": 3, "pad": 1, "channels_last": 1})
 
 
 GEMM_SHAPES = [{"M": 4096, "K": 4096, "N": 4096}, {"M": 32, "K": 2048, "N": 1000}, {"M": 512, "K": 16, "N": 64}]
