@@ -89,14 +89,15 @@ def metaschedule(op: str, shape: dict) -> dict:
 
 
 def case_shape(op: str, shape_text: str) -> dict | list | str:
-    """The case's shape; with --channels-last, a convolution's preset or named shape gets channels_last=1."""
+    """The case's shape; with --channels-last, a convolution's shape (preset, named or positional) gets channels_last=1."""
+    from heron_core import config
     from heron_core.registry import registry
 
     shape = parse_shape(shape_text)
     cls = registry().get("operator", op).factory
-    if not ARGS.channels_last or "channels_last" not in cls.Shape.model_fields or isinstance(shape, list):
+    if not ARGS.channels_last or "channels_last" not in cls.Shape.model_fields:
         return shape
-    return {**(cls.presets[shape] if isinstance(shape, str) else shape), "channels_last": 1}
+    return {**config.parse_shape(cls, shape), "channels_last": 1}
 
 
 def run_case(text: str, db: str, peak: float) -> dict:
@@ -189,7 +190,7 @@ def write(rows: list[dict], peak: dict, info: dict) -> None:
     lines = []
     for r in rows:
         vv, vn = r.get("vendor_vnni", {}), r.get("vendor_native", {})
-        label = r["case"] + (" (NHWC)" if "channels_last=1" in r["workload"] else "")
+        label = r["case"] + (" (channels-last)" if "channels_last=1" in r["workload"] else "")
         lines.append(
             f"| {label} | {r['heron_ms']:.4f} | {r['heron_gops']:.0f} | {r['pct_of_peak']:.1f} | "
             f"{vv.get('path', '-')} {vv.get('ms', float('nan')):.4f} | {r.get('speedup_vs_vendor_vnni', float('nan')):.2f} | "

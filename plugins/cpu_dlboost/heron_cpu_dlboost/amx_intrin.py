@@ -208,6 +208,9 @@ def register(shape: TileShape, generic: bool = False) -> str:
         def a_at(A, i, r, k):
             return A[(i * rows + r) * step, k]
 
+    def c_tile(C, ldc, i, j, access):  # pointer to accumulator tile (i, j) of the call's C (access: 1 read, 2 write)
+        return T.tvm_access_ptr(T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, access)
+
     desc = _desc(shape)
 
     @T.prim_func(s_tir=True)
@@ -230,9 +233,7 @@ def register(shape: TileShape, generic: bool = False) -> str:
                                 "void",
                                 "llvm.x86.tileloadd64",
                                 T.uint8(acc + i * nt + j),
-                                T.tvm_access_ptr(
-                                    T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 1
-                                ),
+                                c_tile(C, ldc, i, j, 1),
                                 T.int64(ldc * 4),
                             )
                         )
@@ -262,13 +263,7 @@ def register(shape: TileShape, generic: bool = False) -> str:
                 for j in T.unroll(nt):
                     T.evaluate(
                         T.call_llvm_intrin(
-                            "void",
-                            "llvm.x86.tilestored64",
-                            T.uint8(acc + i * nt + j),
-                            T.tvm_access_ptr(
-                                T.type_annotation(c_dt), C.data, C.elem_offset + i * rows * ldc + j * LANES, rows * ldc, 2
-                            ),
-                            T.int64(ldc * 4),
+                            "void", "llvm.x86.tilestored64", T.uint8(acc + i * nt + j), c_tile(C, ldc, i, j, 2), T.int64(ldc * 4)
                         )
                     )
 

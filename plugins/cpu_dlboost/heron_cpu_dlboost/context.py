@@ -209,13 +209,12 @@ class CPUContext(Context):
                 return [first, *(x for x in loops if not x.same_as(first))]
             return loops
 
-        if all(factors[n][0] == 1 for n in reduce):
-            # R0 is empty: with its unit loops below S2, the reduction's init (vectorized below)
-            # lands next to the register tile it zeroes, and LLVM starts the accumulators from zero
-            # registers instead of storing zeros over the S2 block for the first R1 sweep to load.
-            sch.reorder(*s(0), *s_ordered(1), *s_ordered(2), *r(0), *r(1), *s(3), *micro)
-        else:
-            sch.reorder(*s(0), *s_ordered(1), *r(0), *s_ordered(2), *r(1), *s(3), *micro)
+        # An empty R0 goes below S2: the reduction's init (vectorized below) then lands next to the
+        # register tile it zeroes, and LLVM starts the accumulators from zero registers instead of
+        # storing zeros over the S2 block for the first R1 sweep to load.
+        r0_empty = all(factors[n][0] == 1 for n in reduce)
+        middle = [*s_ordered(2), *r(0)] if r0_empty else [*r(0), *s_ordered(2)]
+        sch.reorder(*s(0), *s_ordered(1), *middle, *r(1), *s(3), *micro)
 
         outer_levels = [s(0), s_ordered(1)]
         acc = None
