@@ -151,7 +151,8 @@ def main() -> None:
                   "metaschedule": ms, "runs": runs}
         with open(stem + ".json", "w") as f:  # after every workload: a killed run keeps what it did
             json.dump(result, f, indent=1)
-    plot(runs, stem + ".png")
+    if runs:  # a MetaSchedule-only run has no curves to plot
+        plot(runs, stem + ".png")
     with open(stem + ".md", "w") as f:
         f.write(markdown(result))
     print(markdown(result))

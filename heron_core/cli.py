@@ -67,11 +67,11 @@ def _pairs(items: list[str] | None, what: str) -> dict[str, Any]:
 
 def parse_shape(text: str) -> dict[str, int] | list[int] | str:
     """``M=64,K=64,N=64`` (named), ``64,64,64`` / ``64x64x64`` (the operator's order) or a preset
-    name (``C2D1``)."""
+    name (``C2D1``), optionally with named overrides (``C2D1,channels_last=1``)."""
     from heron_core.errors import ConfigError
 
-    if re.fullmatch(r"[A-Za-z_][\w-]*", text.strip()):
-        return text.strip()
+    if re.match(r"[A-Za-z_][\w-]*\s*(,|$)", text.strip()):
+        return text.strip()  # a preset, resolved (overrides included) by config.parse_shape
     parts = [p.strip() for p in re.split(r",|(?<=\d)x(?=\d)", text) if p.strip()]
     try:
         if all("=" in p for p in parts):

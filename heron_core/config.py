@@ -8,6 +8,7 @@ Heron's flat ``quick_start.json`` keys are accepted and mapped onto the same mod
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,8 @@ class Case(BaseModel):
     model_config = ConfigDict(extra="forbid")
     op: str = "gemm"
     shape: dict[str, int] | list[int] | str | None = None
-    """Named (``{M: 64, ...}``), positional in the operator's order, or a preset's name (``C2D1``);
-    default: the operator's."""
+    """Named (``{M: 64, ...}``), positional in the operator's order, or a preset's name (``C2D1``),
+    optionally with named overrides (``C2D1,channels_last=1``); default: the operator's."""
 
 
 class TuneConfig(BaseModel):
@@ -181,10 +182,15 @@ def parse_shape(op_cls, shape: dict[str, int] | list[int] | str | None) -> dict[
     if shape is None:
         return dict(op_cls.default_shape)
     if isinstance(shape, str):
-        if shape not in op_cls.presets:
+        name, _, rest = (x.strip() for x in shape.partition(","))
+        if name not in op_cls.presets:
             presets = ", ".join(op_cls.presets) or "none"
-            raise ConfigError(f"operator '{op}' has no shape preset '{shape}' (presets: {presets})")
-        return dict(op_cls.presets[shape])
+            raise ConfigError(f"operator '{op}' has no shape preset '{name}' (presets: {presets})")
+        overrides = [p.strip() for p in rest.split(",") if p.strip()]
+        if not all(re.fullmatch(r"\w+\s*=\s*-?\d+", p) for p in overrides):
+            raise ConfigError(f"shape '{shape}': a preset takes NAME=INT overrides after it, e.g. {name},channels_last=1")
+        named = {k.strip(): int(v) for k, v in (p.split("=") for p in overrides)}
+        return parse_shape(op_cls, {**op_cls.presets[name], **named})
     if isinstance(shape, list):
         if not len(required) <= len(shape) <= len(fields):
             raise ConfigError(

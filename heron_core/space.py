@@ -7,10 +7,14 @@ are solved but not part of the point.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -21,6 +25,8 @@ if TYPE_CHECKING:
     from heron_core.task import Task
 
 Point = dict[str, int]
+Partial = Mapping[str, int | Sequence[int]]
+_T = TypeVar("_T")
 
 
 def point_key(point: Mapping[str, int]) -> str:
@@ -49,7 +55,9 @@ class SearchSpace:
         self.model = cp_model.CpModel()
         self.knobs: dict[str, Knob] = {}
         self._n = 0
-        self._scratch: cp_model.CpModel | None = None
+        self._local = threading.local()  # one scratch CpModel per solving thread
+        self.threads = len(os.sched_getaffinity(0))
+        """Threads that solve batches of points (CP-SAT releases the GIL while it solves)."""
         self._feature_rows: dict[str, list[float]] = {}
         self._feature_names: list[str] | None = None
         self.context.define(task, self)
@@ -113,11 +121,12 @@ class SearchSpace:
         deprecated method aliases each time, which cost more than the solve itself."""
         from ortools.sat.python import cp_model
 
-        if self._scratch is None:
-            self._scratch = cp_model.CpModel()
-        self._scratch.proto.copy_from(self.model.proto)
-        self._scratch.rebuild_constant_map()
-        return self._scratch
+        scratch = getattr(self._local, "model", None)
+        if scratch is None:
+            scratch = self._local.model = cp_model.CpModel()
+        scratch.proto.copy_from(self.model.proto)
+        scratch.rebuild_constant_map()
+        return scratch
 
     def _solve(
         self, fixed: Mapping[str, int | Sequence[int]], seed: int, order: Sequence[str] | None = None
@@ -151,13 +160,30 @@ class SearchSpace:
     def _var(self, model: cp_model.CpModel, name: str) -> cp_model.IntVar:
         return model.GetIntVarFromProtoIndex(self.knobs[name].var.Index())
 
-    def complete(self, partial: Mapping[str, int | Sequence[int]], rng: random.Random | None = None) -> Point | None:
+    def complete(self, partial: Partial, rng: random.Random | None = None) -> Point | None:
         """A random valid point agreeing with ``partial`` (a value, or a list of allowed
         values, per knob), or None if no valid point does."""
+        return self.complete_many([partial], rng)[0]
+
+    def complete_many(self, partials: Sequence[Partial], rng: random.Random | None = None) -> list[Point | None]:
+        """``complete`` of each partial, solved on ``threads`` threads: the same points, in the
+        same order, as completing them one by one with the same ``rng``."""
         rng = rng or random.Random()
-        order = list(self.knobs)
-        rng.shuffle(order)
-        return self._solve(partial, rng.randrange(2**31), order)
+        jobs = []
+        for partial in partials:
+            order = list(self.knobs)
+            rng.shuffle(order)
+            jobs.append((partial, rng.randrange(2**31), order))
+        return self._map(lambda job: self._solve(*job), jobs)
+
+    def valid_many(self, points: Sequence[Mapping[str, int]]) -> list[bool]:
+        """``is_valid`` of each point, solved on ``threads`` threads."""
+        return self._map(self.is_valid, points)
+
+    def _map(self, fn: Callable[..., _T], items: Sequence) -> list[_T]:
+        if self.threads < 2 or len(items) < 2:
+            return [fn(x) for x in items]
+        return list(_solver_pool(self.threads).map(fn, items))
 
     def sample(self, n: int, rng: random.Random | None = None, exclude: Iterable[str] = ()) -> list[Point]:
         """Up to ``n`` distinct random valid points not in ``exclude`` (point keys).
@@ -171,13 +197,14 @@ class SearchSpace:
         out: list[Point] = []
         misses = 0
         while len(out) < n and misses < 50 + 5 * n:
-            point = self.complete({}, rng)
-            key = point_key(point) if point else None
-            if key is None or key in seen:
-                misses += 1
-                continue
-            seen.add(key)
-            out.append(point)
+            # as many solves as points still missing: the draws of one-by-one sampling, in parallel
+            for point in self.complete_many([{}] * min(n - len(out), 50 + 5 * n - misses), rng):
+                key = point_key(point) if point else None
+                if key is None or key in seen:
+                    misses += 1
+                    continue
+                seen.add(key)
+                out.append(point)
         return out
 
     def is_valid(self, point: Mapping[str, int]) -> bool:
@@ -219,3 +246,8 @@ class SearchSpace:
             shown = k.values if len(k.values) <= 12 else k.values[:6] + ["..."] + k.values[-3:]
             lines.append(f"  {k.name}: {shown}  {k.doc}")
         return "\n".join(lines)
+
+
+@functools.cache
+def _solver_pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heron-csp")

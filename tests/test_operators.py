@@ -5,6 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
+from heron_core import cli
 from heron_core.config import parse_shape
 from heron_core.errors import ConfigError
 from heron_core.registry import registry
@@ -110,6 +111,13 @@ def test_presets_and_the_original_names_are_accepted():
     assert cls.Shape.model_validate(parse_shape(cls, [1, 16, 8, 8, 32, 3, 3])).pad == 0  # left out: the field's default
     with pytest.raises(ConfigError, match="no shape preset 'C9'.*C2D1"):
         parse_shape(cls, "C9")
+    # a preset with named overrides (aliases included), from a config file or `--shape C2D1,channels_last=1`
+    shape = parse_shape(cls, cli.parse_shape("C2D1, channels_last=1,padding=2"))
+    assert shape == {**cls.presets["C2D1"], "channels_last": 1, "pad": 2}
+    with pytest.raises(ConfigError, match="NAME=INT overrides"):
+        parse_shape(cls, "C2D1,3")
+    with pytest.raises(ConfigError, match="no shape parameter depth"):
+        parse_shape(cls, "C2D1,depth=2")
 
 
 @pytest.mark.parametrize(

@@ -54,3 +54,17 @@ def test_sample_excludes_known_points(space):
     first = space.sample(5, random.Random(5))
     again = space.sample(20, random.Random(5), exclude={point_key(p) for p in first})
     assert not {point_key(p) for p in first} & {point_key(p) for p in again}
+
+
+def test_batches_solve_on_threads_to_the_same_points(space):
+    threads = space.threads
+    try:
+        space.threads = 1
+        one = space.sample(40, random.Random(6)), space.complete_many([{"i3": 4}, {"i0": 128, "i1": 2}], random.Random(7))
+        space.threads = 2
+        two = space.sample(40, random.Random(6)), space.complete_many([{"i3": 4}, {"i0": 128, "i1": 2}], random.Random(7))
+    finally:
+        space.threads = threads
+    assert one == two and one[1][0]["i3"] == 4 and one[1][1] is None
+    p = one[0][0]
+    assert space.valid_many([p, {**p, "i3": 7}]) == [True, False]

@@ -58,6 +58,7 @@ from heron_cpu_dlboost.context import (
     _tile_factors,
     _vectorize_innermost,
     parallel_rule,
+    prefer,
 )
 
 if TYPE_CHECKING:
@@ -270,12 +271,12 @@ class AMXContext(CPUContext):
         best_grid = max(
             (a * b for a in divisors(row.extent) for b in divisors(lane.extent) if a * b + a + b <= amx_intrin.TILES), default=1
         )
-        _prefer(space, acc_tiles >= min(MIN_ACCUMULATORS, best_grid))
-        _prefer(space, kc >= min([d for d in divisors(dot.extent) if d >= MIN_K_STEPS], default=dot.extent))
+        prefer(space, m.Add(acc_tiles >= min(MIN_ACCUMULATORS, best_grid)))
+        prefer(space, m.Add(kc >= min([d for d in divisors(dot.extent) if d >= MIN_K_STEPS], default=dot.extent)))
         # L1 reuse: an S2 block of several calls, which share the K block of A (lanes inner) or of B
         # (rows inner) while it is in L1; measured on GEMM 1024^3 / 4096^3, blocks of 1 call ran 1.3-2x slower.
         s2_calls = space.product([tiles[lay.row][2], tiles[lay.lane][2]], row.extent * lane.extent)
-        _prefer(space, s2_calls >= min(MIN_S2_CALLS, _most_calls(row.extent, lane.extent, cores)))
+        prefer(space, m.Add(s2_calls >= min(MIN_S2_CALLS, _most_calls(row.extent, lane.extent, cores))))
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         lay: AMXLayout = self.layout(task)
@@ -437,19 +438,6 @@ def _most_calls(row_tiles: int, lane_tiles: int, cores: int) -> int:
     """An upper bound on the calls of one S2 block once every core has a chunk: the row x lane tile
     grid of 2x2 calls, divided among the cores."""
     return max(1, (row_tiles // 2 or 1) * (lane_tiles // 2 or 1) // max(1, cores))
-
-
-def _prefer(space: SearchSpace, rule) -> None:
-    """Add ``rule`` unless it would leave the space empty."""
-    from ortools.sat.python import cp_model
-
-    ct = space.model.Add(rule)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.max_time_in_seconds = 10.0
-    solver.parameters.catch_sigint_signal = False
-    if solver.Solve(space.model) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        space.model.Proto().constraints[ct.Index()].clear_linear()  # an empty constraint: always true
 
 
 ALIAS_BYTES = 1024  # tile rows a multiple of this apart fall into at most 4 of the 64 L1 sets

@@ -264,3 +264,23 @@ def test_tile_packed_a_loads_contiguous_tiles():
     assert "A_global[v0 // 16, v1 // 64, v0 % 16, v1 % 64]" in mod.script()
     asm = tvm_compat.assembly(tvm_compat.build(mod, t.target.tvm_target()))
     assert re.search(r"\btdpbusd\b", asm) and re.search(r"\btilezero\b", asm)
+
+
+def test_single_tile_calls_with_cached_operands_build():
+    # One tile, one K step, A and C through caches, zero start: the C cache is first written after the A cache's
+    # last read, so TVM 0.27's StorageRewrite reuses the uint8 A storage for the int32 C cache and then rejects its
+    # own tvm_access_ptr (a build_error on the AMX machine); tvm_compat.build rebuilds without that pass.
+    t = task("gemm", {"M": 64, "K": 64, "N": 64}, mcpu="sapphirerapids", num_cores=16)
+    partial = {"i3": 1, "j3": 1, "k1": 1, "a_cache": 3, "acc_level": 1, "acc_zero": 1}
+    point = SearchSpace(t).complete(partial, random.Random(0))
+    asm = tvm_compat.assembly(tvm_compat.build(t.context.apply(t, point), t.target.tvm_target(), t.target.pass_config()))
+    assert re.search(r"\btdpbusd\b", asm) and re.search(r"\btileloadd\b", asm)
+
+
+def test_parallel_rule_gives_way_where_the_shape_cannot_split_evenly():
+    # 14 x 14 x 64 outputs: at most 56 chunks, neither a multiple of 16 nor 4 per core; the space keeps
+    # one chunk per core and settles for 2 per core instead of being empty (the default conv2d shape on 16 cores)
+    t = task("conv2d", {**CONV, "H": 14, "W": 14, "K": 64}, num_cores=16)
+    points = SearchSpace(t).sample(10, random.Random(0))
+    chunks = [t.context.features(t, p)["parallel_chunks"] for p in points]
+    assert len(points) == 10 and min(chunks) >= 32, chunks

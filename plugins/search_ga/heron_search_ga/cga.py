@@ -38,11 +38,9 @@ class CGASearcher(EvolutionSearcher):
     def evolve(self, population: list[Point], walk: int) -> list[Point]:
         keys = self.key_knobs()
         parents = self.select(population, self.params.select_num)
-        children = []
+        crossings = []
         for _ in range(self.params.pop_num):
             a, b = self.rng.choice(parents), self.rng.choice(parents)
             mutated = self.rng.choice(keys)
-            child = self.space.complete({k: sorted({a[k], b[k]}) for k in keys if k != mutated}, self.rng)
-            if child is not None:
-                children.append(child)
-        return children
+            crossings.append({k: sorted({a[k], b[k]}) for k in keys if k != mutated})
+        return [c for c in self.space.complete_many(crossings, self.rng) if c is not None]

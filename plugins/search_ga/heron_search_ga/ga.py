@@ -21,6 +21,5 @@ class GASearcher(EvolutionSearcher):
             child = {k: (a if i < cut else b)[k] for i, k in enumerate(names)}
             knob = self.space.knobs[self.rng.choice(names)]
             child[knob.name] = self.rng.choice(knob.values)
-            if self.space.is_valid(child):
-                children.append(child)
-        return children
+            children.append(child)
+        return [c for c, ok in zip(children, self.space.valid_many(children)) if ok]

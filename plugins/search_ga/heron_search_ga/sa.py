@@ -27,11 +27,11 @@ class SASearcher(EvolutionSearcher):
     def evolve(self, population: list[Point], walk: int) -> list[Point]:
         temperature = self.params.temperature * self.params.cooling**walk
         names = list(self.space.knobs)
-        moves = []
+        steps = []
         for x in population:
             knob = self.space.knobs[self.rng.choice(names)]
-            y = {**x, knob.name: self.rng.choice(knob.values)}
-            moves.append(y if self.space.is_valid(y) else x)
+            steps.append({**x, knob.name: self.rng.choice(knob.values)})
+        moves = [y if ok else x for x, y, ok in zip(population, steps, self.space.valid_many(steps))]
         before = self.cost_model.predict(population)
         after = self.cost_model.predict(moves)
         scale = float(before.std()) or 1.0

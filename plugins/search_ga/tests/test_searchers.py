@@ -48,6 +48,11 @@ def test_model_guided_searchers_propose_new_valid_points_deterministically(space
     assert all(space.is_valid(p) for p in flat)
     assert batches == run(space, name, seed=7)  # same seed, same proposals
     assert batches != run(space, name, seed=8)
+    threads, space.threads = space.threads, 3 - min(space.threads, 2)  # 1 <-> 2 solver threads
+    try:
+        assert batches == run(space, name, seed=7)  # whatever the number of solver threads
+    finally:
+        space.threads = threads
 
 
 def test_cga_crosses_over_the_knobs_the_model_ranks_highest(space):
