@@ -1,7 +1,7 @@
 """AMX benchmark: the figure-8 GEMM, bmm and conv2d cases plus GEMM 1024^3 / 4096^3, int8 (or bf16 with
 --in-dtype bfloat16), tuned on target ``amx`` next to PyTorch's oneDNN paths of the same dtype (int8: bench/vendor.py's
-int8 paths; bf16: torch matmul / linear / conv2d in bf16) and the AMX peak (bench/amx_peak.py), all measured in one
-run, at the plan's thread count; writes a table and a chart.
+int8 paths; bf16: torch matmul / linear / conv2d in bf16), ONNX Runtime's int8 paths and the AMX peak
+(bench/amx_peak.py), all measured in one run, at the plan's thread count; writes a table and a chart.
 
 Tuning here is ``crand`` without a cost model: random valid points of the CP-SAT space, each
 built, checked against numpy and timed; the fastest few (--retime-top) are re-built and re-timed with more
@@ -215,8 +215,11 @@ def run_plan(plan: dict, out_dir: str, tag: str = "") -> dict:
                 )
             if not ARGS.no_vendor:
                 row["onednn"] = onednn(task.op, cores) if case["in_dtype"] == "int8" else torch_bf16(task.op, cores)
-                if ok and row["onednn"].get("ms"):
-                    row["speedup_vs_onednn"] = row["onednn"]["ms"] / row["latency_ms"]
+                if case["in_dtype"] == "int8":
+                    row["onnxruntime"] = onnxruntime_int8(task.op, cores)
+                for lib in ("onednn", "onnxruntime"):
+                    if ok and row.get(lib, {}).get("ms"):
+                        row[f"speedup_vs_{lib}"] = row[lib]["ms"] / row["latency_ms"]
             result["results"].append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "best_point"}), flush=True)
             write(result, stem)
@@ -264,6 +267,23 @@ def onednn(op, threads: int) -> dict:
     torch.set_num_threads(saved[0])
     torch.backends.quantized.engine = saved[1]
     return fastest(paths, isa, "no oneDNN int8 path passed its check")
+
+
+def onnxruntime_int8(op, threads: int) -> dict:
+    """ONNX Runtime's int8 paths (MatMulInteger; QLinearConv / ConvInteger for conv2d), on the same inputs,
+    each checked against the reference; the fastest correct one, like ``onednn``."""
+    import vendor
+
+    libs = {name: vendor.load(name) for name in ("onnxruntime", "onnx")}
+    missing = [why for module, why in libs.values() if module is None]
+    if missing:
+        return {"skipped": missing[0]}
+    libs["torch"] = (None, "not used")  # (no oneDNN verbose trace around ORT's calls)
+    arrays = op.random_inputs(0)
+    ctx = vendor.Ctx(op, arrays, op.reference(arrays), threads, libs)
+    maker = vendor.ort_conv if op.name == "conv2d" else vendor.ort_matmul_integer
+    paths = {name: vendor.run_path(setup, ctx)[0] for name, setup in maker(ctx)}
+    return fastest(paths, None, "no ONNX Runtime int8 path passed its check")
 
 
 def fastest(paths: dict, isa, none_passed: str) -> dict:
@@ -346,8 +366,9 @@ def geomean(xs: list[float]) -> float:
 
 
 def write(result: dict, stem: str) -> None:
-    speedups = [r["speedup_vs_onednn"] for r in result["results"] if r.get("speedup_vs_onednn")]
-    result["geomean_speedup_vs_onednn"] = geomean(speedups) if speedups else None
+    for lib in ("onednn", "onnxruntime"):
+        speedups = [r[f"speedup_vs_{lib}"] for r in result["results"] if r.get(f"speedup_vs_{lib}")]
+        result[f"geomean_speedup_vs_{lib}"] = geomean(speedups) if speedups else None
     with open(stem + ".json", "w") as f:
         json.dump(result, f, indent=2)
     with open(stem + ".md", "w") as f:
@@ -373,23 +394,31 @@ def markdown(r: dict) -> str:
         ),
         "",
         "| case | dtype | shape | points ok | Heron amx ms | GOPS | % of AMX peak | PyTorch/oneDNN ms (same dtype) | path "
-        "| speedup vs PyTorch |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| speedup vs PyTorch | ONNX Runtime ms (int8) | path | speedup vs ORT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in r["results"]:
         shape = ",".join(f"{k}={v}" for k, v in x["shape"].items())
         okn = x["points"] - sum(x["failures"].values())
-        d = x.get("onednn", {})
         heron = (f"{x['latency_ms']:.4f} | {x['gops']:.0f} | {x['pct_of_peak']:.1f}%") if "latency_ms" in x else "– | – | –"
-        vend = f"{d['ms']:.4f} | {d['path']}" if d.get("ms") else f"– | {d.get('skipped', '–')}"
-        sp = f"{x['speedup_vs_onednn']:.2f}x" if x.get("speedup_vs_onednn") else "–"
-        lines.append(f"| {x['case']} | {x.get('in_dtype', 'int8')} | {shape} | {okn}/{x['points']} | {heron} | {vend} | {sp} |")
-    g = r.get("geomean_speedup_vs_onednn")
-    lines += ["", f"Geomean speedup vs the best PyTorch/oneDNN path of the same dtype: {g:.2f}x." if g else "", ""]
+        vendors = []
+        for lib in ("onednn", "onnxruntime"):
+            d = x.get(lib, {})
+            vendors.append(f"{d['ms']:.4f} | {d['path']}" if d.get("ms") else f"– | {d.get('skipped', '–')}")
+            vendors.append(f"{x[f'speedup_vs_{lib}']:.2f}x" if x.get(f"speedup_vs_{lib}") else "–")
+        cells = [x["case"], x.get("in_dtype", "int8"), shape, f"{okn}/{x['points']}", heron, *vendors]
+        lines.append(f"| {' | '.join(cells)} |")
+    g, go = r.get("geomean_speedup_vs_onednn"), r.get("geomean_speedup_vs_onnxruntime")
+    lines += [
+        "",
+        f"Geomean speedup vs the best PyTorch/oneDNN path of the same dtype: {g:.2f}x." if g else "",
+        f"Geomean speedup vs the best ONNX Runtime int8 path: {go:.2f}x." if go else "",
+        "",
+    ]
     lines.append(
         "Heron latency: median of 10 repeats (5 calls each), re-built and re-checked, of the best of the fastest tuning "
-        "points re-timed so; the packed weight "
-        "is packed once ahead of the calls, bmm packs its B operand inside the kernel. oneDNN: median of 7 repeats, "
+        "points re-timed so; the packed weight is packed once ahead of the calls, bmm packs its B operand inside the "
+        "kernel. oneDNN and ONNX Runtime: median of 7 repeats, "
         "quantized paths requantize their output (not exact, checked by correlation), torch._int_mm is exact; "
         "bf16 rows: PyTorch bf16 matmul / linear / conv2d (bf16 output, f32 accumulation; checked to 2% of the largest output)."
     )
@@ -406,12 +435,14 @@ def chart(r: dict, path: str) -> None:
     labels = [x["case"].split(":")[1] for x in rows]
     heron = [x.get("gops", 0) for x in rows]
     vend = [x.get("onednn", {}).get("gops", 0) or 0 for x in rows]
+    ort = [x.get("onnxruntime", {}).get("gops", 0) or 0 for x in rows]
     fig = Figure(figsize=(max(6, 0.7 * len(rows)), 4))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], heron, 0.4, label="Heron amx")
-    ax.bar([x + 0.2 for x in xs], vend, 0.4, label="PyTorch oneDNN (same dtype)")
+    ax.bar([x - 0.27 for x in xs], heron, 0.27, label="Heron amx")
+    ax.bar(list(xs), vend, 0.27, label="PyTorch oneDNN (same dtype)")
+    ax.bar([x + 0.27 for x in xs], ort, 0.27, label="ONNX Runtime (int8)")
     ax.axhline(r["amx_peak_gops"][str(r["machine"]["cores_used"])], color="k", ls="--", lw=1, label="AMX peak")
     ax.set_xticks(list(xs), labels, rotation=45, ha="right")
     ax.set_ylabel("GOPS (int8) / GFLOPS (bf16)")
