@@ -25,20 +25,13 @@ def _tile_macros(kind: str):
     tiles of 16 x 64 bytes) and zero the 4 accumulators; and, at the end, store the accumulators."""
     from tvm.script import tirx as T
 
-    from heron_cpu_dlboost.amx_intrin import TileShape, config_words
+    from heron_cpu_dlboost.amx_intrin import TileShape, load_tile_config
 
-    w = config_words(TileShape(kind, rows=16, mt=2, nt=2, kc=1, tk=16))
+    load_config = load_tile_config(TileShape(kind, rows=16, mt=2, nt=2, kc=1, tk=16))
 
     @T.macro
     def start_tiles():
-        cfg_buf = T.decl_buffer((8,), "uint64", scope="local")
-        for i in T.unroll(8):
-            cfg_buf[i] = T.uint64(0)
-        cfg_buf[0] = T.uint64(w[0])
-        cfg_buf[2] = T.uint64(w[2])
-        cfg_buf[3] = T.uint64(w[3])
-        cfg_buf[6] = T.uint64(w[6])
-        T.evaluate(T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", cfg_buf.access_ptr("r")))
+        load_config()
         for c in T.unroll(4):
             T.evaluate(T.call_llvm_intrin("void", "llvm.x86.tilezero", T.uint8(c)))
 

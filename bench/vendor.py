@@ -429,7 +429,7 @@ def run_path(setup, ctx: Ctx) -> dict:
     onednn: dict = {}
     try:
         call, check, note = setup()
-        with onednn_trace(ctx.libs["torch"][0], onednn):
+        with onednn_trace(ctx.libs.get("torch", (None, ""))[0], onednn):  # (no torch: no oneDNN trace)
             out = call()
         verdict = check(out)
         t = time_call(call)

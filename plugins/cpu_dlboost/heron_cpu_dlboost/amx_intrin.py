@@ -347,29 +347,40 @@ def config_words(shape: TileShape) -> list[int]:
     return [int.from_bytes(bytes(cfg[8 * w : 8 * w + 8]), "little") for w in range(8)]
 
 
+def load_tile_config(shape: TileShape):
+    """A TVMScript macro that loads the tile configuration of ``shape`` (LDTILECFG from a local buffer)."""
+    from tvm.script import tirx as T
+
+    words = config_words(shape)
+    assert all(words[w] == 0 for w in (1, 4, 5, 7)), "palette 1 leaves words 1, 4, 5 and 7 zero"
+
+    @T.macro
+    def load() -> None:
+        tile_cfg = T.alloc_local((8,), "uint64")
+        for w in T.unroll(8):
+            tile_cfg[w] = T.uint64(0)
+        tile_cfg[0] = T.uint64(words[0])
+        tile_cfg[2] = T.uint64(words[2])
+        tile_cfg[3] = T.uint64(words[3])
+        tile_cfg[6] = T.uint64(words[6])
+        T.call_llvm_intrin("void", "llvm.x86.ldtilecfg", T.tvm_access_ptr(T.type_annotation("uint64"), tile_cfg.data, 0, 8, 1))
+
+    return load
+
+
 def _config_block(shape: TileShape):
     """A block that loads the tile configuration of ``shape`` (a statement to put in a loop body)."""
     from tvm.script import tirx as T
 
-    words = config_words(shape)
+    load = load_tile_config(shape)
 
     @T.prim_func(s_tir=True)
     def holder() -> None:
         with T.sblock("amx_tile_config"):
             T.reads()
             T.writes()
-            tile_cfg = T.alloc_local((8,), "uint64")
-            for w in T.unroll(8):
-                tile_cfg[w] = T.uint64(0)
-            tile_cfg[0] = T.uint64(words[0])
-            tile_cfg[2] = T.uint64(words[2])
-            tile_cfg[3] = T.uint64(words[3])
-            tile_cfg[6] = T.uint64(words[6])
-            T.call_llvm_intrin(
-                "void", "llvm.x86.ldtilecfg", T.tvm_access_ptr(T.type_annotation("uint64"), tile_cfg.data, 0, 8, 1)
-            )
+            load()
 
-    assert all(words[w] == 0 for w in (1, 4, 5, 7)), "palette 1 leaves words 1, 4, 5 and 7 zero"
     return holder.body.block.body
 
 
