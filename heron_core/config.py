@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from heron_core.errors import ConfigError
+from heron_core.limits import BatchSize, Seed, Trials
 from heron_core.registry import Kind, Registry
-from heron_core.task import PluginRef, TaskSpec, explain, validate_params
+from heron_core.task import PluginRef, TaskSpec, explain, make_operator, validate_params
 
 
 class Section(PluginRef):
@@ -49,13 +50,13 @@ class TuneConfig(BaseModel):
     cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1)
     in_dtype: str = "int8"
     out_dtype: str = "int32"
-    trials: PositiveInt = 32
-    batch_size: PositiveInt = 16
+    trials: Trials = 32
+    batch_size: BatchSize = 16
     search: Section = Section(name="crand")
     model: Section = Section(name="none")
     runner: Section = Section(name="local")
     db: Path | None = None
-    seed: int = 0
+    seed: Seed = 0
 
 
 PLUGIN_SECTIONS = ("target", "search", "model", "runner")
@@ -239,7 +240,9 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
     for case in cfg.cases:
         op_cls = reg.get("operator", case.op).factory
         shape = parse_shape(op_cls, case.shape)
-        tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype))
+        spec = TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype)
+        make_operator(reg, spec)  # shape valid, tensors within int32 indexing and this machine's memory
+        tasks.append(spec)
     return Plan(cfg, tasks, params, notes)
 
 
