@@ -548,8 +548,11 @@ def records_export(
             if file == "-":
                 n = rdb.export(sys.stdout, workload, target)
             else:
-                with open(file, "w", encoding="utf-8") as fh:
-                    n = rdb.export(fh, workload, target)
+                try:
+                    with open(file, "w", encoding="utf-8") as fh:
+                        n = rdb.export(fh, workload, target)
+                except OSError as exc:
+                    raise HeronError(f"cannot write {file}: {exc.strerror}") from None
         finally:
             rdb.close()
         err.print(f"exported {n} records to {'stdout' if file == '-' else file}", highlight=False)

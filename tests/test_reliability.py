@@ -1,0 +1,144 @@
+"""What goes wrong around a run: two runs on one database, a damaged database, a full disk, Ctrl-C
+twice. Each gets one clear message and loses no committed record."""
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import MICROKERNEL, heron
+
+from heron_core.measure import MeasureResult, Status
+from heron_core.records import RecordDB, RecordsError
+
+
+def add(db: RecordDB, i: int, who: int = 0):
+    return db.add(
+        MeasureResult({"x": i, "who": who}, Status.OK, [1e-3 * (i + 1)]),
+        workload_key="w",
+        target_key="t",
+        task={},
+        target_info={},
+        searcher="s",
+        run_id=None,
+        versions={},
+    )
+
+
+def _writer(path: str, who: int, n: int, start) -> None:
+    start.wait()
+    db = RecordDB(path)
+    db.start_run({"who": who}, {})
+    for i in range(n):
+        add(db, i, who)
+        db.best("w")
+    db.close()
+
+
+def test_two_processes_write_one_database(tmp_path):
+    """Opened at the same moment (the schema created twice) and written in turns: WAL + busy timeout."""
+    path = str(tmp_path / "r.db")
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_writer, args=(path, who, 60, start)) for who in range(2)]
+    for p in procs:
+        p.start()
+    time.sleep(1.5)  # both imported and waiting
+    start.set()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    db = RecordDB(path)
+    assert db.summary() == [("w", "t", 120, 120)]
+    db.close()
+
+
+def _fill(path):
+    db = RecordDB(path)
+    for i in range(200):
+        add(db, i)
+    db.close()
+
+
+def test_damaged_database_gets_a_clear_message(tmp_path):
+    path = tmp_path / "r.db"
+    _fill(path)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[page : len(data)] = os.urandom(len(data) - page)  # keep the header, damage every other page
+    path.write_bytes(bytes(data))
+    for command in ("best", "report"):
+        proc = heron(command, db=path)
+        message = " ".join(proc.stderr.split())
+        assert proc.returncode == 1 and "Traceback" not in message, proc.stderr
+        assert f"records database {path}" in message and "damaged" in message
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not sqlite at all" * 300)
+    with pytest.raises(RecordsError, match="damaged or not a records database"):
+        RecordDB(junk)
+
+
+def test_full_disk_keeps_committed_records(tmp_path):
+    path = tmp_path / "r.db"
+    db = RecordDB(path)
+    for i in range(5):
+        add(db, i)
+    pages = db.conn.execute("PRAGMA page_count").fetchone()[0]
+    db.conn.execute(f"PRAGMA max_page_count={pages}")  # SQLite then fails writes as on a full disk
+    with pytest.raises(RecordsError, match="the disk is full; every record committed before is kept"):
+        for i in range(5, 500):
+            add(db, i)
+    committed = db.summary()[0][2]
+    db.close()
+    db = RecordDB(path)
+    assert db.summary()[0][2] == committed >= 5
+    assert db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+
+
+def test_second_ctrl_c_stops_at_once_and_loses_nothing(tmp_path):
+    db = tmp_path / "r.db"
+    target = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
+    args = ["tune", *target, "--shape", "M=32,K=64,N=32", "--trials", "16", "--batch-size", "4", "--quiet", "--db", str(db)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "heron_core.cli", *args],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not (db.exists() and _count(db) >= 1):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)  # the second: no waiting for the batch
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "re-run the same command" in stderr and "Traceback" not in stderr
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    before = dict(conn.execute("SELECT point_key, created FROM records"))
+    conn.close()
+    assert 0 < len(before) < 16
+    out = heron(*args[:-2], db=db, check=True).stdout  # resumes: nothing measured is measured again
+    assert f"{16 - len(before)} measured now" in out
+    conn = sqlite3.connect(db)
+    after = dict(conn.execute("SELECT point_key, created FROM records"))
+    conn.close()
+    assert all(after[k] == v for k, v in before.items())
+
+
+def _count(db) -> int:
+    try:
+        conn = sqlite3.connect(db)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
