@@ -16,9 +16,9 @@ machine needs neither OR-Tools nor a long lease:
 3. `report`: the JSON -> markdown table, chart and JSON without the per-point log, which goes,
    with the earlier runs', to a compressed `_measurements.json.gz` (`run` writes the first three as it goes).
 
-    python bench/gpu_tensorcore.py plan --groups all --points 10 --out .gpu/tc/plan1.json
-    python bench/gpu_tensorcore.py run .gpu/tc/plan1.json --out $OUT          # on the GPU machine
-    python bench/gpu_tensorcore.py plan --groups all --points 12 --guide run1.json --out .gpu/tc/plan2.json
+    python bench/gpu_tensorcore/gpu_tensorcore.py plan --groups all --points 10 --out .gpu/tc/plan1.json
+    python bench/gpu_tensorcore/gpu_tensorcore.py run .gpu/tc/plan1.json --out $OUT          # on the GPU machine
+    python bench/gpu_tensorcore/gpu_tensorcore.py plan --groups all --points 12 --guide run1.json --out .gpu/tc/plan2.json
 """
 from __future__ import annotations
 
@@ -660,7 +660,7 @@ def main() -> None:
     p.add_argument("--out", required=True, help="the plan (JSON; gzip-compressed if it ends in .gz)")
     r = sub.add_parser("run", help="measure a plan and PyTorch (on the GPU machine)")
     r.add_argument("plan")
-    r.add_argument("--out", default=os.environ.get("OUT") or "bench/results")
+    r.add_argument("--out", default=os.environ.get("OUT") or "bench/results/gpu_tensorcore")
     r.add_argument("--stem", default="gpu_tensorcore")
     r.add_argument("--parallel", type=int, default=max(1, (os.cpu_count() or 2) - 1), help="build workers")
     r.add_argument("--deadline", type=float, default=1e9, help="seconds of tuning before the remaining cases are skipped")
@@ -669,7 +669,7 @@ def main() -> None:
     m.add_argument("--history", nargs="*", default=[], help="the earlier runs' JSONs (or a _measurements.json.gz) that guided it")
     m.add_argument("--run-name", default=None, help="the run's name in the archive (default: STEM.json)")
     m.add_argument("--note", action="append", default=[], help="a line for the notes (repeatable)")
-    m.add_argument("--out", default="bench/results")
+    m.add_argument("--out", default="bench/results/gpu_tensorcore")
     m.add_argument("--stem", default="gpu_tensorcore")
     args = ap.parse_args()
     if args.cmd == "plan":

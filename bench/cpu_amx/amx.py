@@ -8,11 +8,11 @@ built, checked against numpy and timed; the fastest few (--retime-top) are re-bu
 repeats, and the best re-timed median is reported (a single lucky tuning measurement does not decide). The
 two halves can run on different machines, since OR-Tools need not exist where the kernels run:
 
-    python bench/amx.py plan --cores 16 --points 24 --l1-kib 48 --l2-kib 2048 --out plan16.json   # any machine
-    python bench/amx.py run plan16.json --out bench/results                                      # a CPU with AMX
-    python bench/amx.py all --cores 2 --points 24                                                 # both, here
-    python bench/amx.py vendor plan16.json --cases bmm:B1 conv2d:C2D1      # oneDNN alone, to re-check a vendor figure
-    python bench/amx.py plan --cores 1 --points 6 --cases gemm:G2 --structured parts.json --out plan1.json
+    python bench/cpu_amx/amx.py plan --cores 16 --points 24 --l1-kib 48 --l2-kib 2048 --out plan16.json   # any machine
+    python bench/cpu_amx/amx.py run plan16.json --out bench/results/cpu_amx                              # a CPU with AMX
+    python bench/cpu_amx/amx.py all --cores 2 --points 24                                                 # both, here
+    python bench/cpu_amx/amx.py vendor plan16.json --cases bmm:B1 conv2d:C2D1      # oneDNN alone, to re-check a vendor figure
+    python bench/cpu_amx/amx.py plan --cores 1 --points 6 --cases gemm:G2 --structured parts.json --out plan1.json
         # parts.json {"gemm:G2": [{"lane_first_2": 1, "k1": [8, 16], "_n": 4}, ...]}: points drawn from such
         # partial points first (completed by CP-SAT, so valid), then 6 random ones
 
@@ -25,6 +25,9 @@ import argparse
 import json
 import os
 import sys
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, BENCH)  # bench/'s shared helpers (common, vendor, metaschedule), after this script's folder
 
 FIGURE8 = "gemm:G1 gemm:G2 gemm:G3 gemm:G4 gemm:G5 bmm:B1 bmm:B2 bmm:B3 bmm:B4 " + " ".join(f"conv2d:C2D{i}" for i in range(1, 7))
 
@@ -50,7 +53,7 @@ def parse() -> argparse.Namespace:
         p.add_argument("--out", default=None)
     run = sub.add_parser("run")
     run.add_argument("plan")
-    run.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    run.add_argument("--out", default=os.path.join(BENCH, "results", "cpu_amx"))
     run.add_argument("--parallel", type=int, default=max(1, len(os.sched_getaffinity(0)) - 1), help="build workers")
     run.add_argument("--no-vendor", action="store_true")
     run.add_argument("--tag", default="", help="suffix of the result files")
@@ -132,7 +135,6 @@ def run_plan(plan: dict, out_dir: str, tag: str = "") -> dict:
     for var in ("TVM_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(cores)
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from amx_peak import measure_peak
     from common import machine
 
@@ -487,7 +489,7 @@ def main() -> None:
         print(f"wrote {out}")
         return
     ARGS.no_vendor, ARGS.parallel = False, max(1, len(os.sched_getaffinity(0)) - 1)
-    run_plan(plan, ARGS.out or os.path.join(os.path.dirname(__file__), "results"), "")
+    run_plan(plan, ARGS.out or os.path.join(BENCH, "results", "cpu_amx"), "")
 
 
 if __name__ == "__main__":

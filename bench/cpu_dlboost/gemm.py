@@ -2,9 +2,9 @@
 budget and report the best kernel's GOPS as a fraction of the VNNI peak measured in the
 same run, next to numpy's fp32 matmul on the same number of threads.
 
-    python bench/gemm.py --cores 2 --trials 200 --shapes 512 1024
+    python bench/cpu_dlboost/gemm.py --cores 2 --trials 200 --shapes 512 1024
 
-Writes bench/results/gemm_<cpu>_<cores>c.{json,md} (or under --out).
+Writes bench/results/cpu_dlboost/gemm_<cpu>_<cores>c.{json,md} (or under --out).
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, BENCH)  # bench/'s shared helpers (common, vendor, metaschedule), after this script's folder
 
 
 def parse() -> argparse.Namespace:
@@ -24,7 +27,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="build workers")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--out", default=os.path.join(BENCH, "results", "cpu_dlboost"))
     ap.add_argument("--db", default=None, help="records database (default: a fresh one under --out)")
     return ap.parse_args()
 
@@ -43,7 +46,6 @@ import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
 from common import retime_best  # noqa: E402
 from peak import measure_peak  # noqa: E402
 

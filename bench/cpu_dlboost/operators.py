@@ -4,9 +4,9 @@ wins), the best vendor int8 path as it is and restricted to VNNI (bench/vendor.p
 alternation (``--rounds``, medians), optionally TVM MetaSchedule with the same number of trials, and
 the VNNI peak measured in the same run as the ceiling.
 
-    python bench/operators.py --cores 2 --trials 64 --cases gemm:G1 conv2d:C2D1 bmm:B1 [--metaschedule]
+    python bench/cpu_dlboost/operators.py --cores 2 --trials 64 --cases gemm:G1 conv2d:C2D1 bmm:B1 [--metaschedule]
 
-Writes bench/results/operators_<cpu>_<cores>c.{json,md,png} (or under --out).
+Writes bench/results/cpu_dlboost/operators_<cpu>_<cores>c.{json,md,png} (or under --out).
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, BENCH)  # bench/'s shared helpers (common, vendor, metaschedule), after this script's folder
 
 FIGURE8 = (
     "gemm:G1 gemm:G3 gemm:G4 gemm:G5 bmm:B1 bmm:B2 bmm:B3 bmm:B4 gemv:GV2 gemv:GV3 gemv:GV5 conv1d:C1D1 conv1d:C1D3 "
@@ -43,7 +46,7 @@ def parse() -> argparse.Namespace:
     )
     ap.add_argument("--no-vendor", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="alternating Heron / vendor timings per case (medians reported)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--out", default=os.path.join(BENCH, "results", "cpu_dlboost"))
     ap.add_argument("--db", default=None, help="records database (default: a fresh one); an existing one resumes")
     ap.add_argument("--merge", action="store_true", help="keep the other cases already in the results file")
     ap.add_argument(
@@ -65,7 +68,6 @@ import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, retime, retime_best  # noqa: E402
 from peak import measure_peak  # noqa: E402
 from vendor import check_threads  # noqa: E402
@@ -81,7 +83,7 @@ def vendor(op: str, shape, isa: str) -> dict:
 
 
 def metaschedule(op: str, shape: dict) -> dict:
-    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "metaschedule.py"), "--op", op, "--trials", str(ARGS.trials)]
+    cmd = [sys.executable, os.path.join(BENCH, "metaschedule.py"), "--op", op, "--trials", str(ARGS.trials)]
     cmd += ["--shape", ",".join(f"{k}={v}" for k, v in shape.items()), "--cores", str(ARGS.cores)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

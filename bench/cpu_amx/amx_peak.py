@@ -5,8 +5,8 @@ of 4 independent tile products into 4 accumulators (2x2, as the tuned kernels do
 bound by the tile unit's throughput alone. One tdpbusd = 16 x 16 x 64 multiply-adds = 32768 ops
 (tdpbf16ps: 16 x 16 x 32 = 16384 flops). Needs a CPU with AMX.
 
-    python bench/amx_peak.py --threads 16
-    python bench/amx_peak.py --threads 4 16 --loads-lda 64 --stream 64:4:4 64:512:4 4160:520:4   # operands from L1 / L2
+    python bench/cpu_amx/amx_peak.py --threads 16
+    python bench/cpu_amx/amx_peak.py --threads 4 16 --loads-lda 64 --stream 64:4:4 64:512:4 4160:520:4   # operands from L1 / L2
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@ workloads, several seeds; best-so-far latency vs trials (PNG), a table (median o
 trials to reach 95% of the best any run found), the search overhead, and optionally TVM
 MetaSchedule with the same number of trials (bench/metaschedule.py).
 
-    python bench/search.py --trials 200 --seeds 0 1 2 --metaschedule \\
+    python bench/search/search.py --trials 200 --seeds 0 1 2 --metaschedule \\
         --workloads gemm:M=512,K=512,N=512 gemm:M=1024,K=1024,N=1024 gemm:M=32,K=2048,N=1008 gemm:M=256,K=1024,N=256
 
-Writes bench/results/search_<cpu>.{json,md,png} (or under --out).
+Writes bench/results/search/search_<cpu>.{json,md,png} (or under --out).
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import os
 import statistics
 import subprocess
 import sys
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, BENCH)  # bench/'s shared helpers (common, vendor, metaschedule), after this script's folder
 import tempfile
 import time
 
@@ -37,7 +40,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--merge", action="store_true",
                     help="keep the runs already in the results file (other workloads, searchers, seeds or MetaSchedule) "
                     "and add these")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
+    ap.add_argument("--out", default=os.path.join(BENCH, "results", "search"))
     return ap.parse_args()
 
 
@@ -137,7 +140,7 @@ def main() -> None:
                 print(json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
         if a.metaschedule:
             op, shape = w.split(":")
-            cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "metaschedule.py"), "--op", op, "--shape", shape,
+            cmd = [sys.executable, os.path.join(BENCH, "metaschedule.py"), "--op", op, "--shape", shape,
                    "--trials", str(a.trials), "--cores", str(a.cores)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
