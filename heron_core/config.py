@@ -17,7 +17,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from heron_core.errors import ConfigError
-from heron_core.limits import BatchSize, Seed, Trials
+from heron_core.limits import MAX_CASES, BatchSize, Seed, Trials
 from heron_core.registry import Kind, Registry
 from heron_core.task import PluginRef, TaskSpec, explain, make_operator, validate_params
 
@@ -47,7 +47,7 @@ class Case(BaseModel):
 class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: Section = Section(name="dlboost")
-    cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1)
+    cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1, max_length=MAX_CASES)
     in_dtype: str = "int8"
     out_dtype: str = "int32"
     trials: Trials = 32

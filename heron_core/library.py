@@ -21,6 +21,7 @@ from heron_core.layout import BlockedLayout
 from heron_core.operator import numpy_dtype
 
 FORMAT = 1
+ENTRY_KEYS = frozenset({"workload_key", "op", "shape", "module", "params", "device", "target_info"})
 
 
 class LibraryError(HeronError):
@@ -167,6 +168,10 @@ class Library:
             manifest = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(manifest, dict) or not isinstance(manifest.get("kernels"), list):
                 raise ValueError("expected an object with a list of kernels")
+            for n, entry in enumerate(manifest["kernels"]):
+                missing = ENTRY_KEYS - set(entry) if isinstance(entry, dict) else ENTRY_KEYS
+                if missing:
+                    raise ValueError(f"kernel {n} lacks {', '.join(sorted(missing))}")
         except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise LibraryError(f"{path} cannot be read: {exc}") from None
         return manifest

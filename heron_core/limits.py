@@ -20,6 +20,7 @@ INT32_MAX = 2**31 - 1
 # Counts that scale work linearly (or worse); far above any useful value, far below a hang.
 MAX_TRIALS = 1_000_000
 MAX_BATCH = 4096
+MAX_CASES = 10_000  # workloads in one config
 MAX_POPULATION = 10_000  # searcher populations, candidates, draws, generations
 MAX_WORKERS = 1024  # processes a runner may start
 MAX_REPEATS = 100_000  # timing repetitions

@@ -150,3 +150,6 @@ def test_a_truncated_module_is_refused_by_its_sha256(library, tmp_path):
     (tmp_path / "manifest.json").write_text('{"kernels": [')
     with pytest.raises(LibraryError, match="manifest.json cannot be read"):
         heron_core.load_library(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"kernels": [{"workload_key": "x"}]}')
+    with pytest.raises(LibraryError, match="kernel 0 lacks device, module, op, params, shape, target_info"):
+        heron_core.load_library(tmp_path)
