@@ -258,7 +258,7 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
         op_cls = reg.get("operator", case.op).factory
         shape = parse_shape(op_cls, case.shape)
         spec = TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype)
-        make_operator(reg, spec)  # shape valid, tensors within int32 indexing and this machine's memory
+        make_operator(reg, spec, check_memory=True)
         tasks.append(spec)
     return Plan(cfg, tasks, params, notes)
 

@@ -1,8 +1,8 @@
 """Bounds on what a user may ask for: tensors this machine can hold, and counts that scale work.
 
 A shape whose buffers cannot exist here, or a count that would take days, is refused with one
-clear message before anything is built or written (``check_tensors`` runs in ``config.plan``
-and in ``Task``; the counts are pydantic bounds, so their errors name the field)."""
+clear message before anything is built or written (``check_tensors`` runs in ``config.plan``, and
+without the memory test in every ``Task``; the counts are pydantic bounds, so errors name the field)."""
 
 from __future__ import annotations
 
@@ -58,11 +58,12 @@ def memory_bytes() -> int:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:,.1f} GiB"
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
-def check_tensors(op, what: str) -> None:
-    """Refuse an operator whose tensors cannot exist here (ConfigError naming the first reason)."""
+def check_tensors(op, what: str, check_memory: bool = True) -> None:
+    """Refuse an operator whose tensors cannot be indexed, or (``check_memory``) held in this machine's
+    available memory (ConfigError naming the first reason)."""
     from heron_core.operator import numpy_dtype
 
     total = 0
@@ -83,6 +84,6 @@ def check_tensors(op, what: str) -> None:
         except TypeError:
             raise ConfigError(f"{what}: tensor {t.name} has the unknown dtype '{t.dtype}'") from None
         total += math.prod(t.shape) * itemsize
-    available = memory_bytes()
+    available = memory_bytes() if check_memory else total
     if total > available:
         raise ConfigError(f"{what}: its tensors need {_gib(total)}, more than the {_gib(available)} of memory available here")

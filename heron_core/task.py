@@ -49,8 +49,9 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def make_operator(reg: Registry, spec: TaskSpec) -> Operator:
-    """The operator of ``spec``, its shape validated and its tensors checked against this machine."""
+def make_operator(reg: Registry, spec: TaskSpec, check_memory: bool = False) -> Operator:
+    """The operator of ``spec``, its shape validated, its tensors within int32 indexing and (``check_memory``,
+    as the Plan asks: not again in workers, whose free memory the run itself reduces) this machine's memory."""
     op_cls: type[Operator] = reg.get("operator", spec.op).factory
     try:
         shape = op_cls.Shape.model_validate(spec.shape)
@@ -59,7 +60,7 @@ def make_operator(reg: Registry, spec: TaskSpec) -> Operator:
             f"operator '{spec.op}' shape: {explain(exc)}; expected " + ",".join(f"{f}=<int>" for f in op_cls.Shape.model_fields)
         ) from None
     op = op_cls(shape, spec.in_dtype, spec.out_dtype)
-    check_tensors(op, f"{spec.op}[{op.shape_label()}]")
+    check_tensors(op, f"{spec.op}[{op.shape_label()}]", check_memory)
     return op
 
 
