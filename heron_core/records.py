@@ -114,13 +114,13 @@ def _translated(fn):
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
-        def rows(self, *args, **kwargs):
+        def generate(self, *args, **kwargs):
             try:
                 yield from fn(self, *args, **kwargs)
             except sqlite3.Error as exc:
                 raise _explain(self.path, exc) from None
 
-        return rows
+        return generate
 
     @functools.wraps(fn)
     def call(self, *args, **kwargs):
