@@ -1,7 +1,6 @@
 """What goes wrong around a run: two runs on one database, a damaged database, a full disk, Ctrl-C
 twice. Each gets one clear message and loses no committed record."""
 
-import multiprocessing
 import os
 import signal
 import sqlite3
@@ -29,29 +28,35 @@ def add(db: RecordDB, i: int, who: int = 0):
     )
 
 
-def _writer(path: str, who: int, n: int, start) -> None:
-    start.wait()
-    db = RecordDB(path)
-    db.start_run({"who": who}, {})
-    for i in range(n):
-        add(db, i, who)
-        db.best("w")
-    db.close()
+WRITER = """
+import sys, time
+from pathlib import Path
+from heron_core.measure import MeasureResult, Status
+from heron_core.records import RecordDB
+path, who, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.01)
+db = RecordDB(path)
+db.start_run({"who": who}, {})
+for i in range(60):
+    db.add(MeasureResult({"x": i, "who": who}, Status.OK, [1e-3]), workload_key="w", target_key="t", task={},
+           target_info={}, searcher="s", run_id=None, versions={})
+    db.best("w")
+db.close()
+"""
 
 
 def test_two_processes_write_one_database(tmp_path):
     """Opened at the same moment (the schema created twice) and written in turns: WAL + busy timeout."""
-    path = str(tmp_path / "r.db")
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=_writer, args=(path, who, 60, start)) for who in range(2)]
-    for p in procs:
-        p.start()
-    time.sleep(1.5)  # both imported and waiting
-    start.set()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    path, go = tmp_path / "r.db", tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(who), str(go)], stderr=subprocess.PIPE, text=True)
+        for who in range(2)
+    ]
+    time.sleep(1.0)  # both started and waiting
+    go.touch()
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
     db = RecordDB(path)
     assert db.summary() == [("w", "t", 120, 120)]
     db.close()
