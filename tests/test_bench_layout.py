@@ -12,6 +12,7 @@ def test_results_table_points_at_every_current_file():
     assert links and all((RESULTS / link).is_file() for link in links), [x for x in links if not (RESULTS / x).is_file()]
     stems = {Path(link).with_suffix("").as_posix() for link in links}
     files = [p for p in RESULTS.glob("*/*") if p.suffix in (".md", ".json", ".png") and p.name != "notes.md"]
-    unlisted = [p.relative_to(RESULTS).as_posix() for p in files if p.relative_to(RESULTS).with_suffix("").as_posix() not in stems]
+    names = [p.relative_to(RESULTS) for p in files]
+    unlisted = [n.as_posix() for n in names if n.with_suffix("").as_posix() not in stems]
     assert not unlisted, f"results files missing from the README table: {unlisted}"
     assert not [p for p in RESULTS.iterdir() if p.is_file() and p.name != "README.md"], "results belong in a target folder"

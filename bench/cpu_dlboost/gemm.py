@@ -45,7 +45,6 @@ import time  # noqa: E402
 import timeit  # noqa: E402
 
 import numpy as np  # noqa: E402
-
 from common import retime_best  # noqa: E402
 from peak import measure_peak  # noqa: E402
 

@@ -17,11 +17,10 @@ import os
 import statistics
 import subprocess
 import sys
-
-BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(1, BENCH)  # bench/'s shared helpers (common, vendor, metaschedule), after this script's folder
 import tempfile
 import time
+
+BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # bench/: metaschedule.py
 
 
 def parse() -> argparse.Namespace:

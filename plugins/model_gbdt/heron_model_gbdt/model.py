@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from heron_core.limits import INT32_MAX, MAX_TRIALS, Population, count
 from heron_core.cost_model import CostModel
+from heron_core.limits import INT32_MAX, MAX_TRIALS, Population, count
 from heron_core.measure import MeasureResult
 from heron_core.space import Point
 
