@@ -114,11 +114,12 @@ class RayRunner(Runner):
         import ray
 
         p = self.params
-        if ray.is_initialized():
+        if p.address:
+            _check_reachable(p.address, p.connect_timeout)
+        if ray.is_initialized():  # this process already joined a cluster (a script, a test)
             return
         quiet = dict(log_to_driver=False, logging_level="warning", configure_logging=True)
         if p.address:
-            _check_reachable(p.address, p.connect_timeout)
             try:
                 ray.init(address=p.address, **quiet)
             except Exception as exc:
