@@ -37,8 +37,8 @@ class RPCRunner(LocalRunner):
     params: RPCRunnerParams
 
     def __init__(self, params: RPCRunnerParams):
-        super().__init__(params)
         check_tracker(params)
+        super().__init__(params)
 
     def _measure_call(self):
         p = self.params
