@@ -114,9 +114,7 @@ def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[f
     return check_and_time(task, tvm_compat.load(path), task.target.device(), _reference(spec_json), params)
 
 
-def check_and_time(
-    task: Task, module, dev, reference: tuple[dict, np.ndarray], params: dict
-) -> tuple[Status, list[float], str]:
+def check_and_time(task: Task, module, dev, reference: tuple[dict, np.ndarray], params: dict) -> tuple[Status, list[float], str]:
     """Run a loaded kernel once on ``dev`` (local, or a remote device of a TVM RPC session), compare its
     output with the numpy reference, then time it; ``params`` as :class:`MeasureParams`."""
     from heron_core import tvm_compat

@@ -13,19 +13,19 @@ import tempfile
 import pytest
 
 ray = pytest.importorskip("ray")
+from heron_runner_ray.runner import RayRunner, RayRunnerParams  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from heron_core.errors import ConfigError  # noqa: E402
-from heron_core.measure import Status  # noqa: E402
-from heron_core.space import SearchSpace  # noqa: E402
-from heron_core.task import PluginRef, Task, TaskSpec  # noqa: E402
 from heron_core.config import build_config  # noqa: E402
 from heron_core.config import plan as plan_config  # noqa: E402
+from heron_core.errors import ConfigError  # noqa: E402
+from heron_core.measure import Status  # noqa: E402
 from heron_core.records import RecordDB  # noqa: E402
 from heron_core.registry import registry  # noqa: E402
+from heron_core.space import SearchSpace  # noqa: E402
+from heron_core.task import PluginRef, Task, TaskSpec  # noqa: E402
 from heron_core.tuner import Tuner  # noqa: E402
 from heron_cpu_dlboost.cpu import host_cpu  # noqa: E402
-from heron_runner_ray.runner import RayRunner, RayRunnerParams  # noqa: E402
 
 MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
 TARGET = {"name": "dlboost", "num_cores": 1, "microkernel": MICROKERNEL}

@@ -1,59 +1,26 @@
 """Runner ``rpc`` through a TVM RPC tracker and one server on 127.0.0.1 (subprocesses on free ports)."""
 
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from heron_runner_rpc.loopback import free_port, loopback_tracker
+from heron_runner_rpc.runner import RPCRunner, RPCRunnerParams
 
 from heron_core.errors import ConfigError
 from heron_cpu_dlboost.cpu import host_cpu
-from heron_runner_rpc.runner import RPCRunner, RPCRunnerParams
 
 MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
 KEY = "heron-test"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-
-
 @pytest.fixture(scope="module")
 def tracker_port():
-    port = free_port()
-    tracker = start("tvm.exec.rpc_tracker", "--host", "127.0.0.1", "--port", str(port), "--port-end", str(port + 1), "--silent")
-    server_port = free_port()
-    server = start(
-        "tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{port}", "--key", KEY, "--host", "127.0.0.1",
-        "--port", str(server_port), "--port-end", str(server_port + 1), "--silent",
-    )  # fmt: skip
-    try:
-        deadline = time.time() + 90
-        while True:  # until the server has registered with the tracker
-            try:
-                RPCRunner(RPCRunnerParams(key=KEY, tracker_port=port, parallel=1)).close()
-                break
-            except ConfigError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.5)
+    with loopback_tracker(KEY) as port:
         yield port
-    finally:
-        for proc in (server, tracker):  # their process groups: the server forks one child per session
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
 
 
 def heron_tune(db, *runner_params: str) -> subprocess.CompletedProcess:
@@ -78,7 +45,7 @@ def test_unknown_key_is_exit_status_2(tracker_port, tmp_path):
     t0 = time.time()
     proc = heron_tune(tmp_path / "r.db", "key=no-such-board", f"tracker_port={tracker_port}")
     assert proc.returncode == 2
-    assert f"no RPC server with key 'no-such-board'" in proc.stderr and KEY in proc.stderr
+    assert "no RPC server with key 'no-such-board'" in proc.stderr and KEY in proc.stderr
     assert "Traceback" not in proc.stderr and time.time() - t0 < 60
 
 
