@@ -103,7 +103,7 @@ class RayRunner(Runner):
 
     def __init__(self, params: RayRunnerParams):
         super().__init__(params)
-        self._owns_ray = False
+        self._owns_ray = False  # this runner called ray.init (and calls ray.shutdown)
         self._builders: list[_Slot] = []
         self._measurers: dict[tuple[str, int], _Slot] = {}
         self._env: dict[str, str] | None = None
@@ -124,6 +124,7 @@ class RayRunner(Runner):
                 ray.init(address=p.address, **quiet)
             except Exception as exc:
                 raise ConfigError(f"cannot join the Ray cluster at {p.address}: {error_summary(exc, 300)}") from None
+            self._owns_ray = True  # ray.shutdown() then only disconnects this driver
         else:
             labels = dict([p.device_label.split("=", 1)]) if p.device_label else {}
             cpus = p.parallel or len(os.sched_getaffinity(0))
