@@ -175,7 +175,7 @@ def main() -> None:
         import ray
         from heron_runner_ray.runner import RayRunner, RayRunnerParams
 
-        ray.init(num_cpus=max(a.workers), resources={"heron_device": 1}, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=max(a.workers), resources={"heron_device": 1}, include_dashboard=False, log_to_driver=False)
         try:
             for w in a.workers:
                 add("ray", w, lambda: RayRunner(RayRunnerParams(parallel=w, **QUICK)))

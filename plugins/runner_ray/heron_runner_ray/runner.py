@@ -128,7 +128,7 @@ class RayRunner(Runner):
         else:
             labels = dict([p.device_label.split("=", 1)]) if p.device_label else {}
             cpus = p.parallel or len(os.sched_getaffinity(0))
-            ray.init(num_cpus=cpus, resources={p.device_resource: 1}, labels=labels, include_dashboard=False, **quiet)
+            ray.init(address="local", num_cpus=cpus, resources={p.device_resource: 1}, labels=labels, include_dashboard=False, **quiet)
             self._owns_ray = True
 
     def _device_nodes(self) -> list[tuple[str, int]]:
