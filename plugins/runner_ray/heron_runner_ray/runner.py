@@ -84,6 +84,7 @@ class _Slot:
     actor: Any = None
     node: str = ""
     ready: bool = False
+    prepared: set[str] = field(default_factory=set)  # task specs the actor has loaded
     job: "_Job | None" = None
     t0: float = 0.0
 
@@ -128,7 +129,9 @@ class RayRunner(Runner):
         else:
             labels = dict([p.device_label.split("=", 1)]) if p.device_label else {}
             cpus = p.parallel or len(os.sched_getaffinity(0))
-            ray.init(address="local", num_cpus=cpus, resources={p.device_resource: 1}, labels=labels, include_dashboard=False, **quiet)
+            ray.init(
+                address="local", num_cpus=cpus, resources={p.device_resource: 1}, labels=labels, include_dashboard=False, **quiet
+            )
             self._owns_ray = True
 
     def _device_nodes(self) -> list[tuple[str, int]]:
@@ -223,12 +226,14 @@ class RayRunner(Runner):
         last_error = ""
 
         def warm(slot: _Slot) -> None:
-            slot.ready, slot.t0 = False, time.perf_counter()
-            waiting[slot.actor.prepare.remote(spec_json, measures)] = slot
+            slot.ready = spec_json in slot.prepared
+            if not slot.ready:
+                slot.t0 = time.perf_counter()
+                waiting[slot.actor.prepare.remote(spec_json, measures)] = slot
 
         def replace(slot: _Slot) -> None:
             ray.kill(slot.actor, no_restart=True)
-            slot.actor = slot.make()
+            slot.actor, slot.prepared = slot.make(), set()
             warm(slot)
 
         for slot in slots:
@@ -273,6 +278,7 @@ class RayRunner(Runner):
                     continue
                 if job is None:
                     slot.node, slot.ready = value, True
+                    slot.prepared.add(spec_json)
                 else:
                     yield job, "ok", value, slot.node, seconds
             now = time.perf_counter()
