@@ -79,6 +79,18 @@ def test_builds_spread_measurements_only_on_labelled_node(cluster):
     assert {r.nodes["build"] for r in results} == {head, worker}  # one build actor per CPU, spread
 
 
+def test_run_timeout_kills_and_replaces_the_measuring_actor(cluster):
+    c, _, worker = cluster
+    task = gemm()
+    points = SearchSpace(task).sample(2, random.Random(1))
+    params = RayRunnerParams(address=c.address, device_label="heron=measure", parallel=2, min_repeat_ms=2000, run_timeout=0.5)
+    with RayRunner(params) as runner:
+        results = list(runner.run(task, points))
+    # the second candidate ran on the actor that replaced the first one's
+    assert [r.status for r in results] == [Status.RUN_TIMEOUT] * 2
+    assert all(r.nodes["measure"] == worker and "0.5 s" in r.error for r in results)
+
+
 def test_node_killed_mid_batch_loses_nothing(cluster, tmp_path):
     c, head, _ = cluster
     doomed = c.add_node(num_cpus=1, labels={"heron": "measure"}, resources={"heron_device": 1})
