@@ -27,6 +27,7 @@ class MeasureResult:
     error: str = ""
     build_s: float = 0.0
     run_s: float = 0.0
+    nodes: dict[str, str] = field(default_factory=dict)  # distributed runners: {"build": node id, "measure": node id}
 
     @property
     def ok(self) -> bool:

@@ -13,7 +13,7 @@ import time
 from abc import ABC, abstractmethod
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,9 +42,10 @@ class Runner(ABC):
         self.close()
 
 
-class LocalRunnerParams(BaseModel):
+class MeasureParams(BaseModel):
+    """What every runner takes: timeouts and how ``measure_one``/``check_and_time`` time a kernel."""
+
     model_config = ConfigDict(extra="forbid")
-    parallel: Workers = Field(default_factory=lambda: len(os.sched_getaffinity(0)))
     build_timeout: Timeout = 60.0
     run_timeout: Timeout = 30.0
     number: Repeats = 3
@@ -52,6 +53,10 @@ class LocalRunnerParams(BaseModel):
     min_repeat_ms: count(int(MAX_TIMEOUT_S * 1000), lo=0) = 20
     check_correctness: bool = True
     cache_flush: bool = False
+
+
+class LocalRunnerParams(MeasureParams):
+    parallel: Workers = Field(default_factory=lambda: len(os.sched_getaffinity(0)))
 
 
 def error_summary(exc: BaseException, limit: int = 2000) -> str:
@@ -103,13 +108,20 @@ def build_one(spec_json: str, point: Point, path: str) -> float:
 
 
 def measure_one(spec_json: str, path: str, params: dict) -> tuple[Status, list[float], str]:
+    """Load the kernel built at ``path`` into this process, check it and time it on the target's device."""
     from heron_core import tvm_compat
 
     task = _task(spec_json)
-    inputs, expected = _reference(spec_json)
-    dev = task.target.device()
+    return check_and_time(task, tvm_compat.load(path), task.target.device(), _reference(spec_json), params)
+
+
+def check_and_time(task: Task, module, dev, reference: tuple[dict, np.ndarray], params: dict) -> tuple[Status, list[float], str]:
+    """Run a loaded kernel once on ``dev`` (local, or a remote device of a TVM RPC session), compare its
+    output with the numpy reference, then time it; ``params`` as :class:`MeasureParams`."""
+    from heron_core import tvm_compat
+
+    inputs, expected = reference
     args = tvm_compat.to_device(task.context.kernel_args(task, inputs), dev)
-    module = tvm_compat.load(path)
     module["main"](*args)
     if params["check_correctness"]:
         got = args[-1].numpy()
@@ -177,11 +189,12 @@ class LocalRunner(Runner):
                 yield MeasureResult(point, Status.BUILD_ERROR, error=error_summary(exc))
         for point, path, build_s in built:
             t0 = time.perf_counter()
-            fut = measurer.schedule(measure_one, (spec_json, path, p.model_dump()), timeout=p.run_timeout)
+            fn, timeout = self._measure_call()
+            fut = measurer.schedule(fn, (spec_json, path, p.model_dump()), timeout=timeout)
             try:
                 status, costs, error = fut.result()
             except FutureTimeout:
-                status, costs, error = Status.RUN_TIMEOUT, [], f"run took over {p.run_timeout:g} s"
+                status, costs, error = Status.RUN_TIMEOUT, [], f"run took over {timeout:g} s"
             except ProcessExpired as exc:
                 status, costs, error = Status.CRASH, [], f"kernel crashed the measuring process ({_exit_text(exc.exitcode)})"
             except BrokenProcessPool as exc:
@@ -192,6 +205,10 @@ class LocalRunner(Runner):
             finally:
                 _remove(path)
             yield MeasureResult(point, status, costs, error, build_s, time.perf_counter() - t0)
+
+    def _measure_call(self) -> tuple[Callable[[str, str, dict], tuple[Status, list[float], str]], float]:
+        """What the measuring process calls with (spec_json, path, params), and its deadline in seconds."""
+        return measure_one, self.params.run_timeout
 
     def close(self, keep_dir: bool = False) -> None:
         if self._pools:

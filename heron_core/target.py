@@ -89,8 +89,12 @@ class Target(ABC):
     def device(self):
         from heron_core.tvm_compat import device
 
+        return device(self.device_type())
+
+    def device_type(self) -> str:
+        """TVM's name of the device kernels run on ("cpu", "cuda"), locally or in an RPC session."""
         kind = self.tvm_target()["kind"]
-        return device("cpu" if kind == "llvm" else kind)
+        return "cpu" if kind == "llvm" else kind
 
     def pass_config(self) -> dict[str, Any]:
         """TVM PassContext options for building this target's kernels."""

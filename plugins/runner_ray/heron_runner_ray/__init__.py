@@ -1,0 +1,1 @@
+"""Heron runner ``ray``: tuning on a Ray cluster."""

@@ -1,0 +1,1 @@
+"""Heron runner ``rpc``: measuring on remote devices through TVM's RPC tracker."""
