@@ -5,9 +5,9 @@ without a broadcast (depthwise_intrin.py): 16 lanes = 16 output channels, each a
 Tensors of the kernel (K output channels, m = K / C per input channel, T = the kernel's taps):
 
     w       (K/16, T/4, 16, 4)          s8, packed and zero-padded ahead of the calls (TapBlockedLayout)
-    x_taps  (N, K/16, *out, T/4, 16, 4) u8, gathered from x by a stage of the kernel: tap t of
-            lane l at output o = x[n, (16b + l) / m, o * stride + tap(t) * dilation - pad],
-            zero for padding, for taps >= T and channels >= K
+    x_taps  (N, K/16, *out, T/4, 4, 16) u8, gathered from x by a stage of the kernel (tap-major:
+            the micro-kernel interleaves each 4 x 16 block with one shuffle): tap t of lane l at output o = x[n, (16b + l) / m, o * stride + tap(t) * dilation - pad],
+            zero for padding (taps >= T and channels >= K read the last one: their weights are zero)
     acc     (N, K/16, *out, 16)         s32, the micro-kernel's accumulators
     out     the operator's output (N, K, *out or N, *out, K), copied from acc
 
@@ -37,7 +37,6 @@ from heron_cpu_dlboost.context import (
     SPATIAL_LEVELS,
     UNROLL_STEPS,
     ZMM_REGISTERS,
-    _parallel_stage,
     _vectorize_innermost,
     parallel_rule,
 )
@@ -90,9 +89,12 @@ class DepthwiseContext(Context):
         w = te.placeholder(TapBlockedLayout(lanes=LANES, reduce=REDUCE).shape(op.tensor("w").shape), "int8", name="w")
 
         def gather(n, b, *rest):
-            o, (g, lane, j) = rest[:-3], rest[-3:]
-            k, t = b * LANES + lane, g * REDUCE + j
-            taps, conds = [], [k < s.K, t < shape.taps]
+            o, (g, j, lane) = rest[:-3], rest[-3:]
+            # Padded channels and taps meet zero weights: any in-bounds value will do, so their index
+            # is clamped rather than tested (a test on the lane would keep the gather from vectorizing).
+            k = tirx.min(b * LANES + lane, s.K - 1) if s.K % LANES else b * LANES + lane
+            t = tirx.min(g * REDUCE + j, shape.taps - 1) if shape.taps % REDUCE else g * REDUCE + j
+            taps, conds = [], []
             for extent in reversed(kernel):  # row-major taps: the last kernel dimension varies fastest
                 taps.insert(0, tirx.floormod(t, extent))
                 t = tirx.floordiv(t, extent)
@@ -101,15 +103,15 @@ class DepthwiseContext(Context):
                 conds += [p >= 0 for p in pos] + [p < e for p, e in zip(pos, ins)]
             c = k if mult == 1 else tirx.floordiv(k, mult)
             idx = (n, *pos, c) if last else (n, c, *pos)
-            return tirx.if_then_else(tirx.all(*conds), x[idx], tirx.const(0, x.dtype))
+            return tirx.if_then_else(tirx.all(*conds), x[idx], tirx.const(0, x.dtype)) if conds else x[idx]
 
-        xt = te.compute((s.N, shape.blocks, *outs, shape.tap_groups, LANES, REDUCE), gather, name="x_taps")
+        xt = te.compute((s.N, shape.blocks, *outs, shape.tap_groups, REDUCE, LANES), gather, name="x_taps")
         g = te.reduce_axis((0, shape.tap_groups), name="g")
         j = te.reduce_axis((0, REDUCE), name="j")
 
         def dot(n, b, *rest):
             o, lane = rest[:-1], rest[-1]
-            return te.sum(xt[(n, b, *o, g, lane, j)].astype("int32") * w[b, g, lane, j].astype("int32"), axis=[g, j])
+            return te.sum(xt[(n, b, *o, g, j, lane)].astype("int32") * w[b, g, lane, j].astype("int32"), axis=[g, j])
 
         acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
 
@@ -193,14 +195,29 @@ class DepthwiseContext(Context):
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         _vectorize_innermost(sch, out)
-        if pack_at is None:
-            _parallel_stage(sch, xt, self.target.cores)
-        else:
-            sch.unroll(sch.get_loops(xt)[-1])
+        _gather_by_tap(sch, xt, self.target.cores if pack_at is None else 0)
         init = sch.decompose_reduction(block, r0)
         sch.vectorize(sch.get_loops(init)[-1])
         sch.tensorize(lane, depthwise_intrin.NAMES[self.target.params.microkernel])
         return sch.mod
+
+
+def _gather_by_tap(sch, block, cores: int) -> None:
+    """The gather's tap loops unrolled (each tap's offsets and padding test become constants), the
+    16 lanes vectorized: one 16-byte row of a channels-last input per tap, instead of a div/mod and
+    a bounds test per byte. ``cores``: spread the outer loops over them (a gather ahead of the nest)."""
+    *outer, g, j, lane = sch.get_loops(block)
+    if cores:
+        chunks, fused = 1, []
+        for loop in outer:
+            if chunks >= 4 * cores:
+                break
+            fused.append(loop)
+            chunks *= int(sch.get(loop).extent)
+        sch.parallel(sch.fuse(*fused) if len(fused) > 1 else fused[0])
+    sch.unroll(g)
+    sch.unroll(j)
+    sch.vectorize(lane)
 
 
 def _tile_factors(shape: DepthwiseShape, point: Point) -> dict[str, list[int]]:
