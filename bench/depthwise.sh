@@ -5,6 +5,6 @@
 # Results: bench/results/depthwise/operators_<cpu>_1c.{json,md,png}
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CASES="dep:DEP1 dep:DEP2 dep:DEP3 dep:DEP5 dep:DEP7 dep:DEP9 dep:DEP10"  # C = 32 96 144 192 384 576 960
+CASES="${CASES:-dep:DEP1 dep:DEP2 dep:DEP5 dep:DEP7 dep:DEP10}"  # C = 32 96 192 384 960 (all ten: DEP1..DEP10)
 exec flock /tmp/heron-bench.lock taskset -c 1 python bench/operators.py --cores 1 --parallel 1 --channels-last \
-  --trials "${TRIALS:-24}" --rounds 3 --out bench/results/depthwise --cases $CASES
+  --trials "${TRIALS:-16}" --rounds 3 --out bench/results/depthwise --cases $CASES
