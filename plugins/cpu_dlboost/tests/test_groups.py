@@ -55,7 +55,7 @@ def _run(t: Task, n: int, seed: int) -> None:
     assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_depthwise_points_are_exact_on_random_shapes(seed):
     op, shape = random_depthwise(random.Random(seed))
     t = task(op, shape, microkernel=MICROKERNEL)
