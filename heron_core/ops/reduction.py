@@ -25,7 +25,12 @@ class RowReduction(Operator):
     Shape = RowShape
     default_shape = {"M": 64, "N": 3136}
     # per-channel statistics of ResNet-50's activations (batch 16, as the original's CUDA cases)
-    presets = {"R1": _batchnorm(64, 16, 56), "R2": _batchnorm(128, 16, 28), "R3": _batchnorm(256, 16, 14), "R4": _batchnorm(1000, 1, 7)}
+    presets = {
+        "R1": _batchnorm(64, 16, 56),
+        "R2": _batchnorm(128, 16, 28),
+        "R3": _batchnorm(256, 16, 14),
+        "R4": _batchnorm(1000, 1, 7),
+    }
     acc_dtype: ClassVar[str] = "float32"
 
     def tensors(self) -> list[TensorSpec]:

@@ -6,7 +6,8 @@ Tensors of the kernel (K output channels, m = K / C per input channel, T = the k
 
     w       (K/16, T/4, 16, 4)          s8, packed and zero-padded ahead of the calls (TapBlockedLayout)
     x_taps  (N, K/16, *out, T/4, 4, 16) u8, gathered from x by a stage of the kernel (tap-major:
-            the micro-kernel interleaves each 4 x 16 block with one shuffle): tap t of lane l at output o = x[n, (16b + l) / m, o * stride + tap(t) * dilation - pad],
+            the micro-kernel interleaves each 4 x 16 block with one shuffle): tap t of lane l at
+            output o = x[n, (16b + l) / m, o * stride + tap(t) * dilation - pad],
             zero for padding (taps >= T and channels >= K read the last one: their weights are zero)
     acc     (N, K/16, *out, 16)         s32, the micro-kernel's accumulators
     out     the operator's output (N, K, *out or N, *out, K), copied from acc
@@ -126,7 +127,10 @@ class DepthwiseContext(Context):
     def define(self, task: Task, space: SearchSpace) -> None:
         shape = DepthwiseShape.of(task)
         m = space.model
-        tiles = {name: space.split(name, e, SPATIAL_LEVELS, f"spatial tile factors of {name} (outer to inner)") for name, e in shape.spatial}
+        tiles = {
+            name: space.split(name, e, SPATIAL_LEVELS, f"spatial tile factors of {name} (outer to inner)")
+            for name, e in shape.spatial
+        }
         tiles["g"] = space.split("g", shape.tap_groups, REDUCE_LEVELS, "tile factors of the 4-tap groups (outer to inner)")
         space.knob("pack_level", (0, 1, 2, 3), "gather x_taps whole (0), per S0 chunk (1), per S1 tile (2) or per R1 sweep (3)")
         space.knob("out_level", (1, 2), "write the accumulators to the output after each S0 chunk (1) or S1 tile (2)")

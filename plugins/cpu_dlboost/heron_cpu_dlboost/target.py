@@ -10,8 +10,8 @@ from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.target import Target
 from heron_cpu_dlboost import intrin
 from heron_cpu_dlboost.context import CPUContext
-from heron_cpu_dlboost.depthwise_context import DepthwiseContext, is_depthwise
 from heron_cpu_dlboost.cpu import host_cpu, llvm_cpu_has_vnni, llvm_host_cpu
+from heron_cpu_dlboost.depthwise_context import DepthwiseContext, is_depthwise
 
 
 class CPUParams(BaseModel):

@@ -80,7 +80,16 @@ def test_grouped_points_are_exact(op, shape):
 
 
 def test_grouped_on_amx_and_depthwise_refused_with_the_reason():
-    _run(task("conv2d", {"N": 1, "C": 32, "H": 5, "W": 5, "K": 32, "R": 3, "S": 3, "pad": 1, "groups": 2}, "amx", microkernel="generic"), 2, 0)
+    _run(
+        task(
+            "conv2d",
+            {"N": 1, "C": 32, "H": 5, "W": 5, "K": 32, "R": 3, "S": 3, "pad": 1, "groups": 2},
+            "amx",
+            microkernel="generic",
+        ),
+        2,
+        0,
+    )
     with pytest.raises(ConfigError, match="does not compute depthwise.*--target dlboost"):
         task("dep", {"N": 1, "C": 32, "H": 7, "W": 7}, "amx")
     with pytest.raises(ConfigError, match="8 per group is not a multiple of 16"):
