@@ -119,7 +119,7 @@ def valid_tap_ops(op) -> int:
     s = op.shape
     if not hasattr(s, "kernel_extents"):
         return op.op_count()
-    total = 2 * s.N * s.K * s.C
+    total = 2 * s.N * s.K * s.C // getattr(s, "group_count", 1)
     for n, r, o in zip(s.in_extents, s.kernel_extents, s.out_extents):
         total *= sum(0 <= oi * s.stride + ri * s.dilation - s.pad < n for oi in range(o) for ri in range(r))
     return total
@@ -325,7 +325,7 @@ def torch_qconv(ctx: Ctx) -> Iterator:
             packed = q.conv_transpose2d_prepack(qw, None, [s.stride] * 2, [s.pad] * 2, [s.output_pad] * 2, [1, 1], 1)
         else:
             prepack = getattr(q, f"{kind}_prepack")
-            packed = prepack(qw, None, [s.stride] * dims, [s.pad] * dims, [s.dilation] * dims, 1)
+            packed = prepack(qw, None, [s.stride] * dims, [s.pad] * dims, [s.dilation] * dims, getattr(s, "group_count", 1))
         run, (scale, zp) = getattr(q, kind), out_qparams(ctx.ref)
         call = lambda: run(qx, packed, scale, zp)  # noqa: E731
         check = lambda y: requantized(ctx.ref, y.dequantize().numpy())  # noqa: E731
@@ -384,6 +384,7 @@ def ort_conv(ctx: Ctx) -> Iterator:
     dims = len(s.spatial)
     attrs = {"kernel_shape": list(s.kernel_extents), "strides": [s.stride] * dims, "dilations": [s.dilation] * dims}
     attrs["pads"] = [s.pad] * 2 * dims
+    attrs["group"] = getattr(s, "group_count", 1)
 
     def conv_integer():
         run = ort_session(ctx, "ConvInteger", {"x": ctx.arrays["x"]}, {"w": ctx.arrays["w"]}, "INT32", **attrs)
@@ -419,7 +420,7 @@ MATMUL_PATHS = [torch_int_mm, torch_qlinear, ort_matmul_integer]
 CONV_PATHS = [torch_qconv, ort_conv]
 PATHS: dict[str, list[Callable[[Ctx], Iterator]]] = {
     **dict.fromkeys(("gemm", "dense", "gemv", "scan", "bmm"), MATMUL_PATHS),
-    **dict.fromkeys(("conv1d", "conv2d", "conv3d", "dil"), CONV_PATHS),
+    **dict.fromkeys(("conv1d", "conv2d", "conv3d", "dil", "dep"), CONV_PATHS),
     "t2d": [torch_qconv, ort_conv_transpose],
 }
 

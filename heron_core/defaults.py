@@ -9,16 +9,19 @@ from heron_core.ops.conv1d import Conv1d
 from heron_core.ops.conv2d import Conv2d
 from heron_core.ops.conv3d import Conv3d
 from heron_core.ops.dense import Dense
+from heron_core.ops.dep import Dep
 from heron_core.ops.dil import Dil
 from heron_core.ops.gemm import Gemm
 from heron_core.ops.gemv import Gemv
+from heron_core.ops.mean import Mean
 from heron_core.ops.scan import Scan
 from heron_core.ops.t2d import T2d
+from heron_core.ops.var import Var
 from heron_core.registry import PluginSpec
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.searcher import ConstrainedRandomParams, ConstrainedRandomSearcher
 
-OPERATORS = (Gemm, Bmm, Gemv, Dense, Conv1d, Conv2d, Conv3d, Dil, T2d, Scan)
+OPERATORS = (Gemm, Bmm, Gemv, Dense, Conv1d, Conv2d, Conv3d, Dil, T2d, Scan, Dep, Mean, Var)
 
 
 @hookimpl

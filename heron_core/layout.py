@@ -36,3 +36,32 @@ class BlockedLayout(BaseModel):
         n = blocked.ndim  # axes: L/l, l, *others, R/r, r  ->  L/l, *others, R/r, l, r (or *others, L/l, R/r, l, r)
         order = [*range(2, n - 2), 0] if self.others_first else [0, *range(2, n - 2)]
         return np.ascontiguousarray(blocked.transpose([*order, n - 2, 1, n - 1]))
+
+
+class TapBlockedLayout(BaseModel):
+    """A depthwise convolution's weight (K, 1, *kernel) -> (ceil(K/lanes), ceil(T/reduce), lanes, reduce),
+    T = the kernel's taps in row-major order, zero-padded: lane l of block b holds output channel
+    b*lanes + l, its ``reduce`` consecutive taps contiguous (a no-broadcast VNNI dot per lane)."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: str = "taps"
+    lanes: int
+    reduce: int
+
+    def shape(self, logical: tuple[int, ...]) -> tuple[int, ...]:
+        taps = int(np.prod(logical[1:]))
+        return (-(-logical[0] // self.lanes), -(-taps // self.reduce), self.lanes, self.reduce)
+
+    def pack(self, arr: np.ndarray) -> np.ndarray:
+        blocks, groups, lanes, red = self.shape(arr.shape)
+        flat = np.zeros((blocks * lanes, groups * red), arr.dtype)
+        flat[: arr.shape[0], : arr[0].size] = arr.reshape(arr.shape[0], -1)
+        return np.ascontiguousarray(flat.reshape(blocks, lanes, groups, red).transpose(0, 2, 1, 3))
+
+
+LAYOUTS = {"blocked": BlockedLayout, "taps": TapBlockedLayout}
+
+
+def layout_from_dict(data: dict) -> BlockedLayout | TapBlockedLayout:
+    """A layout as ``model_dump`` wrote it (an exported library's manifest)."""
+    return LAYOUTS[data.get("kind", "blocked")].model_validate(data)

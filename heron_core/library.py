@@ -17,7 +17,7 @@ import numpy as np
 
 from heron_core import process
 from heron_core.errors import HeronError
-from heron_core.layout import BlockedLayout
+from heron_core.layout import layout_from_dict
 from heron_core.operator import numpy_dtype
 
 FORMAT = 1
@@ -133,7 +133,7 @@ class Kernel:
                 f"got {value.dtype} of shape {value.shape}"
             )
         if param.get("layout"):
-            value = BlockedLayout.model_validate(param["layout"]).pack(value)
+            value = layout_from_dict(param["layout"]).pack(value)
         return tvm_compat.to_device([np.ascontiguousarray(value)], self.device)[0]
 
 

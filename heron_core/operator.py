@@ -19,6 +19,8 @@ class ShapeParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     aliases: ClassVar[dict[str, str]] = {}
+    quiet_defaults: ClassVar[tuple[str, ...]] = ()
+    """Fields added after records existed: left out of the label (the workload key) at their default."""
 
     def as_ints(self) -> dict[str, int]:
         """Every field as an integer (a flag as 0 or 1), as ``--shape`` takes them."""
@@ -194,7 +196,8 @@ class Operator(ABC):
     def shape_label(self) -> str:
         """``K=V,...``; a flag (a bool field) shows as ``=1`` when set and not at all when unset,
         so adding one keeps the labels, and the workload keys, of earlier records."""
-        items = self.shape.model_dump().items()
+        fields, quiet = type(self.shape).model_fields, type(self.shape).quiet_defaults
+        items = [(k, v) for k, v in self.shape.model_dump().items() if not (k in quiet and v == fields[k].default)]
         return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in items if v is not False)
 
     def case(self) -> list[int]:

@@ -83,6 +83,11 @@ class Target(ABC):
     @abstractmethod
     def context(self) -> Context: ...
 
+    def context_for(self, task: Task) -> Context:
+        """The Context that schedules ``task``: a target may keep templates for particular
+        operators (e.g. depthwise convolutions) next to its general one."""
+        return self.context()
+
     def check_task(self, task: Task) -> None:
         """Raise :class:`heron_core.errors.ConfigError` for a task this target cannot tune."""
 

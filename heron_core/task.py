@@ -75,7 +75,7 @@ class Task:
 
     @cached_property
     def context(self):
-        return self.target.context()
+        return self.target.context_for(self)
 
     @property
     def workload_key(self) -> str:

@@ -19,6 +19,8 @@ class Conv1dShape(ConvShape):
     pad: NonNegativeInt = 0
     dilation: PositiveInt = 1
     channels_last: bool = False
+    groups: PositiveInt = 1
+    quiet_defaults = ("groups",)
 
 
 _wavenet = {"N": 1, "W": 892, "C": 512, "K": 512, "S": 3, "stride": 1}

@@ -2,6 +2,10 @@
 out[n, k, o...] = sum_{c, r...} x[n, c, o*stride + r*dilation - pad] · w[k, c, r...]
 (x: N, C, *spatial; w: K, C, *kernel; out: N, K, *out_spatial; zero padding).
 
+``groups`` (conv1d, conv2d; PyTorch's convention): the channels split into that many groups, output
+channel k reading only the C/groups input channels of its group, g = k // (K/groups):
+w is K, C/groups, *kernel. Depthwise: groups = C (K = C, or a multiple of it).
+
 ``channels_last=1`` stores the activations and the output channels-last (x: N, *spatial, C;
 out: N, *out_spatial, K), PyTorch's ``channels_last`` memory format and oneDNN's preferred one:
 the micro-kernel then reads x and writes out where they lie, with no packing or transposition."""
@@ -28,6 +32,20 @@ class ConvShape(ShapeParams):
     aliases = CONV_ALIASES
 
     @property
+    def group_count(self) -> int:
+        return getattr(self, "groups", 1)
+
+    @property
+    def group_channels(self) -> tuple[int, int]:
+        """(input, output) channels per group."""
+        return self.C // self.group_count, self.K // self.group_count
+
+    @property
+    def depthwise(self) -> bool:
+        """One input channel per group (each output channel reads one channel, K/C per channel)."""
+        return self.group_count == self.C
+
+    @property
     def in_extents(self) -> tuple[int, ...]:
         return tuple(getattr(self, f) for f in self.spatial)
 
@@ -44,6 +62,9 @@ class ConvShape(ShapeParams):
 
     @model_validator(mode="after")
     def _has_output(self):
+        g = self.group_count
+        if self.C % g or self.K % g:
+            raise ValueError(f"groups ({g}) must divide both C ({self.C}) and K ({self.K})")
         if min(self.out_extents) < 1:
             raise ValueError(
                 f"the output would be empty: input {self.in_extents} padded by {self.pad} is smaller than the "
@@ -94,7 +115,7 @@ class Convolution(Operator):
         pad = stored(((0, 0, 0), (0, 0, 0)) + ((s.pad, s.pad, 0),) * len(s.spatial), last)
         return [
             TensorSpec("x", stored((s.N, s.C, *s.in_extents), last), a, "input", pad if s.pad else None),
-            TensorSpec("w", (s.K, s.C, *s.kernel_extents), b, "weight"),
+            TensorSpec("w", (s.K, s.group_channels[0], *s.kernel_extents), b, "weight"),
             TensorSpec("out", stored((s.N, s.K, *s.out_extents), last), self.out_dtype, "output"),
         ]
 
@@ -103,13 +124,14 @@ class Convolution(Operator):
 
         s, out, last = self.shape, self.out_dtype, self.shape.channels_last
         dims = [f.lower() for f in s.spatial]
-        c = te.reduce_axis((0, s.C), name="c")
+        cg, kg = s.group_channels
+        c = te.reduce_axis((0, cg), name="c")
         rs = [te.reduce_axis((0, r), name=f"k{d}") for r, d in zip(s.kernel_extents, dims)]
 
         def body(*idx):
             n, k, *o = logical(idx, last)
             pos = [oi * s.stride + ri * s.dilation for oi, ri in zip(o, rs)]
-            x = read["x"](*stored((n, c, *pos), last))
+            x = read["x"](*stored((n, c if s.group_count == 1 else k // kg * cg + c, *pos), last))
             return te.sum(x.astype(out) * read["w"](k, c, *rs).astype(out), axis=[c, *rs])
 
         return te.compute(stored((s.N, s.K, *s.out_extents), last), body, name="out")
@@ -119,14 +141,17 @@ class Convolution(Operator):
         s = self.shape
         x = to_channels_first(arrays["x"], s.channels_last).astype(dtype)
         x = np.pad(x, [(0, 0), (0, 0)] + [(s.pad, s.pad)] * len(s.spatial))
-        w = arrays["w"].astype(dtype)
-        result = np.zeros((s.K, s.N, *s.out_extents), dtype)
-        for r in itertools.product(*(range(e) for e in s.kernel_extents)):
+        g, (cg, kg) = s.group_count, s.group_channels
+        w = arrays["w"].astype(dtype).reshape(g, kg, cg, -1)
+        pixels = int(np.prod(s.out_extents))
+        result = np.zeros((s.N, g, kg, pixels), dtype)
+        for t, r in enumerate(itertools.product(*(range(e) for e in s.kernel_extents))):
             window = tuple(
                 slice(ri * s.dilation, ri * s.dilation + (o - 1) * s.stride + 1, s.stride) for ri, o in zip(r, s.out_extents)
             )
-            result += np.tensordot(w[(slice(None), slice(None), *r)], x[(slice(None), slice(None), *window)], axes=([1], [1]))
-        return np.moveaxis(result, 0, -1 if s.channels_last else 1)
+            result += w[..., t] @ x[(slice(None), slice(None), *window)].reshape(s.N, g, cg, pixels)
+        result = result.reshape(s.N, s.K, *s.out_extents)
+        return np.moveaxis(result, 1, -1) if s.channels_last else result
 
     def reference(self, arrays):
         return self._apply(arrays, np.float64).astype(self.out_dtype)  # exact: |sums| < 2**53
@@ -141,4 +166,4 @@ class Convolution(Operator):
             sum(0 <= o * s.stride + r * s.dilation - s.pad < n for o in range(out) for r in range(k))
             for n, k, out in zip(s.in_extents, s.kernel_extents, s.out_extents)
         ]
-        return 2 * s.N * s.K * s.C * int(np.prod(taps))
+        return 2 * s.N * s.K * s.group_channels[0] * int(np.prod(taps))

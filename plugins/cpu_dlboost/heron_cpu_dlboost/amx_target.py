@@ -9,7 +9,8 @@ from heron_core.errors import ConfigError, TargetUnavailable
 from heron_cpu_dlboost import amx_intrin
 from heron_cpu_dlboost.amx_context import AMXContext, kind_of
 from heron_cpu_dlboost.cpu import llvm_cpu_features
-from heron_cpu_dlboost.target import CPUParams, DLBoostTarget
+from heron_cpu_dlboost.depthwise_context import is_depthwise
+from heron_cpu_dlboost.target import CPUParams, DLBoostTarget, check_groups
 
 # in_dtype -> (out_dtype, /proc/cpuinfo flag, LLVM feature)
 DTYPES = {
@@ -57,6 +58,13 @@ class AMXTarget(DLBoostTarget):
             )
         if self.params.microkernel == "amx" and DTYPES[spec.in_dtype][1] not in self.cpu.flags and self.cpu.has_amx:
             raise ConfigError(f"this CPU has AMX but not {DTYPES[spec.in_dtype][1]}: no {spec.in_dtype} tiles")
+        if is_depthwise(task):
+            raise ConfigError(
+                f"{op.name} {op.shape_label()}: target 'amx' does not compute depthwise convolutions: with one input "
+                "channel per group a tile product has no channel reduction (its taps per channel would fill 4 bytes of "
+                "each 64-byte row); use --target dlboost, whose depthwise micro-kernel does one 4-tap dot per channel"
+            )
+        check_groups("amx", op, amx_intrin.LANES)
         hint = op.dot_hint
         weight = op.tensor(hint.weight)
         g = amx_intrin.DTYPES[kind_of(spec.in_dtype)][3]
@@ -72,6 +80,9 @@ class AMXTarget(DLBoostTarget):
         if not hasattr(self, "_context"):
             self._context = AMXContext(self)
         return self._context
+
+    def context_for(self, task) -> AMXContext:
+        return self.context()
 
     def key(self) -> str:
         suffix = "" if self.params.microkernel == "amx" else f"/{self.params.microkernel}"

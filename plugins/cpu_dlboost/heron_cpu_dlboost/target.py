@@ -12,6 +12,7 @@ from heron_core.target import Target
 from heron_cpu_dlboost import intrin
 from heron_cpu_dlboost.context import CPUContext
 from heron_cpu_dlboost.cpu import host_cpu, llvm_cpu_has_vnni, llvm_host_cpu
+from heron_cpu_dlboost.depthwise_context import DepthwiseContext, is_depthwise
 
 
 class CPUParams(BaseModel):
@@ -65,6 +66,9 @@ class DLBoostTarget(Target):
                 f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32), "
                 f"not {task.spec.in_dtype} -> {task.spec.out_dtype}"
             )
+        if is_depthwise(task):
+            return  # DepthwiseContext pads channels and taps itself
+        check_groups(self.name, op, intrin.LANES)
         hint = op.dot_hint
         weight = op.tensor(hint.weight)
         lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
@@ -83,6 +87,9 @@ class DLBoostTarget(Target):
 
     def context(self) -> CPUContext:
         return CPUContext(self)
+
+    def context_for(self, task):
+        return DepthwiseContext(self) if is_depthwise(task) else self.context()
 
     def key(self) -> str:
         suffix = "" if self.params.microkernel == "vnni" else f"/{self.params.microkernel}"
@@ -103,3 +110,13 @@ class DLBoostTarget(Target):
             "l1d_bytes": self.l1_bytes,
             "l2_bytes": self.l2_bytes,
         }
+
+
+def check_groups(target: str, op, lanes: int) -> None:
+    """A grouped convolution runs on the general template when a lane block lies within one group."""
+    groups = getattr(op.shape, "group_count", 1)
+    if groups > 1 and op.shape.group_channels[1] % lanes:
+        raise ConfigError(
+            f"{op.name} {op.shape_label()}: target '{target}' computes a grouped convolution in blocks of {lanes} output "
+            f"channels of one group; {op.shape.group_channels[1]} per group is not a multiple of {lanes}"
+        )

@@ -13,6 +13,7 @@ from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.target import Target
 from heron_gpu_tensorcore.context import TensorCoreContext
 from heron_gpu_tensorcore.device import GpuInfo, query
+from heron_gpu_tensorcore.direct_context import DIRECT_OPS, DirectContext, is_direct
 from heron_gpu_tensorcore.gemm_view import VIEWS
 
 OUT_DTYPES = ("float16", "float32")
@@ -59,11 +60,17 @@ class TensorCoreTarget(Target):
 
     def check_task(self, task) -> None:
         op = task.op
-        if op.name not in VIEWS:
+        if op.name not in VIEWS and not is_direct(task):
             raise ConfigError(
-                f"target 'tensorcore' has no schedule template for operator '{op.name}' (it has: {', '.join(sorted(VIEWS))})"
+                f"target 'tensorcore' has no schedule template for operator '{op.name}' "
+                f"(it has: {', '.join(sorted([*VIEWS, *DIRECT_OPS]))})"
             )
-        if getattr(op.shape, "channels_last", False):
+        if getattr(op.shape, "group_count", 1) > 1 and not is_direct(task):
+            raise ConfigError(
+                f"{op.name} {op.shape_label()}: target 'tensorcore' computes depthwise convolutions (groups = C) on "
+                "CUDA cores, but not other grouped convolutions"
+            )
+        if getattr(op.shape, "channels_last", False) and not is_direct(task):
             raise ConfigError(
                 "target 'tensorcore' takes convolutions channels-first and stores their activations channels-last "
                 "itself (a packed argument layout, see DEVELOPERS.md): leave out channels_last=1"
@@ -86,6 +93,9 @@ class TensorCoreTarget(Target):
 
     def context(self) -> TensorCoreContext:
         return TensorCoreContext(self)
+
+    def context_for(self, task):
+        return DirectContext(self) if is_direct(task) else self.context()
 
     def key(self) -> str:
         return f"tensorcore/{self.gpu.name}/{self.arch}"

@@ -1,0 +1,265 @@
+"""DepthwiseContext: the VNNI schedule of depthwise convolutions (groups = C) and its rules.
+
+A depthwise convolution has no channel reduction to broadcast, so the micro-kernel is vpdpbusd
+without a broadcast (depthwise_intrin.py): 16 lanes = 16 output channels, each a 4-tap dot.
+Tensors of the kernel (K output channels, m = K / C per input channel, T = the kernel's taps):
+
+    w       (K/16, T/4, 16, 4)          s8, packed and zero-padded ahead of the calls (TapBlockedLayout)
+    x_taps  (N, K/16, *out, T/4, 4, 16) u8, gathered from x by a stage of the kernel (tap-major:
+            the micro-kernel interleaves each 4 x 16 block with one shuffle): tap t of lane l at
+            output o = x[n, (16b + l) / m, o * stride + tap(t) * dilation - pad],
+            zero for padding (taps >= T and channels >= K read the last one: their weights are zero)
+    acc     (N, K/16, *out, 16)         s32, the micro-kernel's accumulators
+    out     the operator's output (N, K, *out or N, *out, K), copied from acc
+
+so channel counts that are not multiples of 16 and tap counts that are not multiples of 4 are
+padded inside the kernel. Loop structure of ``acc`` (spatial axes n, K/16, *out; reduction T/4):
+
+    [S0 fused, parallel] [S1] [R0] [S2] [R1] [S3 unrolled] [16 channels x 4 taps: vpdpbusd]
+
+``x_taps`` is computed where ``pack_level`` says (0: whole, ahead of the nest; 1: per S0 chunk;
+2: per S1 tile; 3: per R1 sweep), so it is produced in cache just before it is read; ``out`` is
+written back after each S0 chunk or S1 tile (``out_level``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from heron_core.layout import TapBlockedLayout
+from heron_core.space import Point, SearchSpace
+from heron_core.target import Context
+from heron_cpu_dlboost import depthwise_intrin
+from heron_cpu_dlboost.context import (
+    MIN_CHAINS,
+    REDUCE_LEVELS,
+    SPATIAL_LEVELS,
+    UNROLL_STEPS,
+    ZMM_REGISTERS,
+    _vectorize_innermost,
+    parallel_rule,
+)
+from heron_cpu_dlboost.intrin import LANES, REDUCE
+
+if TYPE_CHECKING:
+    from heron_core.task import Task
+    from heron_cpu_dlboost.target import DLBoostTarget
+
+TILE_BYTES = LANES * REDUCE  # one micro-kernel operand: 64 bytes
+
+
+def is_depthwise(task: Task) -> bool:
+    """A convolution with one input channel per group (what DepthwiseContext schedules)."""
+    return bool(getattr(task.op.shape, "depthwise", False))
+
+
+@dataclass(frozen=True)
+class DepthwiseShape:
+    spatial: tuple[tuple[str, int], ...]  # (name, extent) of n, the channel blocks, the output pixels
+    tap_groups: int
+    taps: int
+    blocks: int
+
+    @classmethod
+    def of(cls, task: Task) -> DepthwiseShape:
+        s = task.op.shape
+        taps = math.prod(s.kernel_extents)
+        blocks = -(-s.K // LANES)
+        pixels = [(f"o{i}", e) for i, e in enumerate(s.out_extents)]
+        return cls((("n", s.N), ("b", blocks), *pixels), -(-taps // REDUCE), taps, blocks)
+
+
+class DepthwiseContext(Context):
+    def __init__(self, target: DLBoostTarget):
+        self.target = target
+
+    def arg_layouts(self, task: Task) -> dict[str, TapBlockedLayout]:
+        return {"w": TapBlockedLayout(lanes=LANES, reduce=REDUCE)}
+
+    # --- the compute ----------------------------------------------------------------------
+    def _compute(self, task: Task):
+        from tvm import te, tirx
+
+        op, s = task.op, task.op.shape
+        shape = DepthwiseShape.of(task)
+        last, mult = s.channels_last, s.K // s.C
+        outs, kernel, ins = s.out_extents, s.kernel_extents, s.in_extents
+        x = te.placeholder(op.tensor("x").shape, op.tensor("x").dtype, name="x")
+        w = te.placeholder(TapBlockedLayout(lanes=LANES, reduce=REDUCE).shape(op.tensor("w").shape), "int8", name="w")
+
+        def gather(n, b, *rest):
+            o, (g, j, lane) = rest[:-3], rest[-3:]
+            # Padded channels and taps meet zero weights: any in-bounds value will do, so their index
+            # is clamped rather than tested (a test on the lane would keep the gather from vectorizing).
+            k = tirx.min(b * LANES + lane, s.K - 1) if s.K % LANES else b * LANES + lane
+            t = tirx.min(g * REDUCE + j, shape.taps - 1) if shape.taps % REDUCE else g * REDUCE + j
+            taps, conds = [], []
+            for extent in reversed(kernel):  # row-major taps: the last kernel dimension varies fastest
+                taps.insert(0, tirx.floormod(t, extent))
+                t = tirx.floordiv(t, extent)
+            pos = [oi * s.stride + r * s.dilation - s.pad for oi, r in zip(o, taps)]
+            if s.pad:
+                conds += [p >= 0 for p in pos] + [p < e for p, e in zip(pos, ins)]
+            c = k if mult == 1 else tirx.floordiv(k, mult)
+            idx = (n, *pos, c) if last else (n, c, *pos)
+            return tirx.if_then_else(tirx.all(*conds), x[idx], tirx.const(0, x.dtype)) if conds else x[idx]
+
+        xt = te.compute((s.N, shape.blocks, *outs, shape.tap_groups, REDUCE, LANES), gather, name="x_taps")
+        g = te.reduce_axis((0, shape.tap_groups), name="g")
+        j = te.reduce_axis((0, REDUCE), name="j")
+
+        def dot(n, b, *rest):
+            o, lane = rest[:-1], rest[-1]
+            return te.sum(xt[(n, b, *o, g, j, lane)].astype("int32") * w[b, g, lane, j].astype("int32"), axis=[g, j])
+
+        acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
+
+        def copy(*idx):
+            n, k, o = (idx[0], idx[-1], idx[1:-1]) if last else (idx[0], idx[1], idx[2:])
+            return acc[(n, k // LANES, *o, k % LANES)]
+
+        out = te.compute(op.output.shape, copy, name="out")
+        return te.create_prim_func([x, w, out])
+
+    # --- the template and its rules -----------------------------------------------------------
+    def define(self, task: Task, space: SearchSpace) -> None:
+        shape = DepthwiseShape.of(task)
+        m = space.model
+        tiles = {
+            name: space.split(name, e, SPATIAL_LEVELS, f"spatial tile factors of {name} (outer to inner)")
+            for name, e in shape.spatial
+        }
+        tiles["g"] = space.split("g", shape.tap_groups, REDUCE_LEVELS, "tile factors of the 4-tap groups (outer to inner)")
+        space.knob("pack_level", (0, 1, 2, 3), "gather x_taps whole (0), per S0 chunk (1), per S1 tile (2) or per R1 sweep (3)")
+        space.knob("out_level", (1, 2), "write the accumulators to the output after each S0 chunk (1) or S1 tile (2)")
+        space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
+        total = math.prod(e for _, e in shape.spatial)
+        cap = total * shape.tap_groups * TILE_BYTES * 4
+        q = _quantities(tiles, lambda xs: space.product(xs, cap))
+        cores = self.target.cores
+        parallel = total >= cores and cores > 1
+        # Registers: the S3 accumulator tile and one weight vector per channel block of it (the
+        # data operand is read from memory by vpdpbusd); enough accumulators to hide its latency.
+        m.Add(q["acc_registers"] + q["b_registers"] <= ZMM_REGISTERS)
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(shape, total // cores if parallel else total)))
+        m.Add(q["l1_bytes"] <= self.target.l1_bytes)
+        m.Add(q["l2_bytes"] <= self.target.l2_bytes)
+        # The gathered taps of one pack tile stay in L2 until they are read (pack_level >= 1).
+        level = space.knobs["pack_level"].var
+        for lvl in (1, 2, 3):
+            on = m.NewBoolVar(f"pack_at_{lvl}")
+            m.Add(level == lvl).OnlyEnforceIf(on)
+            m.Add(level != lvl).OnlyEnforceIf(on.Not())
+            m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf(on)
+        if parallel:
+            parallel_rule(space, q["parallel_chunks"], cores)
+
+    def features(self, task: Task, point: Point) -> dict[str, float]:
+        shape = DepthwiseShape.of(task)
+        tiles = _tile_factors(shape, point)
+        q = _quantities(tiles, math.prod)
+        for lvl in range(SPATIAL_LEVELS):
+            q[f"spatial_tile_{lvl}"] = math.prod(tiles[n][lvl] for n, _ in shape.spatial)
+        q["chunks_per_core"] = q["parallel_chunks"] / self.target.cores
+        q["balanced"] = float(q["parallel_chunks"] % self.target.cores == 0)
+        return {k: float(v) for k, v in q.items()}
+
+    def apply(self, task: Task, point: Point):
+        import tvm
+        from tvm import s_tir
+
+        depthwise_intrin.register()
+        shape = DepthwiseShape.of(task)
+        sch = s_tir.Schedule(tvm.IRModule({"main": self._compute(task)}))
+        block = sch.get_sblock("acc")
+        factors = _tile_factors(shape, point)
+        *loops, lane, g, j = sch.get_loops(block)
+        names = [n for n, _ in shape.spatial]
+        tiles = {n: sch.split(loop, factors[n]) for n, loop in zip(names, loops)}
+        tiles["g"] = sch.split(g, factors["g"])
+        s = lambda lvl: [tiles[n][lvl] for n in names]  # noqa: E731
+        r0, r1 = tiles["g"]
+        r0_empty = factors["g"][0] == 1
+        middle = [*s(2), r0] if r0_empty else [r0, *s(2)]
+        sch.reorder(*s(0), *s(1), *middle, r1, *s(3), lane, j)
+
+        out = sch.get_sblock("out")
+        sch.reverse_compute_at(out, (s(0) if point["out_level"] == 1 else s(1))[-1])
+        xt = sch.get_sblock("x_taps")
+        pack_at = {1: s(0)[-1], 2: s(1)[-1], 3: middle[-1]}.get(point["pack_level"])
+        if pack_at is not None:
+            sch.compute_at(xt, pack_at)
+        outer = sch.fuse(*s(0))
+        sch.parallel(outer)
+        for loop in s(3):
+            sch.unroll(loop)
+        if point["unroll"]:
+            sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
+            sch.annotate(outer, "pragma_unroll_explicit", 1)
+        _vectorize_innermost(sch, out)
+        _gather_by_tap(sch, xt, self.target.cores if pack_at is None else 0)
+        init = sch.decompose_reduction(block, r0)
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(lane, depthwise_intrin.NAMES[self.target.params.microkernel])
+        return sch.mod
+
+
+def _gather_by_tap(sch, block, cores: int) -> None:
+    """The gather's tap loops unrolled (each tap's offsets and padding test become constants), the
+    16 lanes vectorized: one 16-byte row of a channels-last input per tap, instead of a div/mod and
+    a bounds test per byte. ``cores``: spread the outer loops over them (a gather ahead of the nest)."""
+    *outer, g, j, lane = sch.get_loops(block)
+    if cores:
+        chunks, fused = 1, []
+        for loop in outer:
+            if chunks >= 4 * cores:
+                break
+            fused.append(loop)
+            chunks *= int(sch.get(loop).extent)
+        sch.parallel(sch.fuse(*fused) if len(fused) > 1 else fused[0])
+    sch.unroll(g)
+    sch.unroll(j)
+    sch.vectorize(lane)
+
+
+def _tile_factors(shape: DepthwiseShape, point: Point) -> dict[str, list[int]]:
+    tiles = {n: [point[f"{n}{i}"] for i in range(SPATIAL_LEVELS)] for n, _ in shape.spatial}
+    tiles["g"] = [point[f"g{i}"] for i in range(REDUCE_LEVELS)]
+    return tiles
+
+
+def _quantities(tiles: dict[str, list], prod) -> dict:
+    """Sizes the rules and the cost model talk about; ``prod`` multiplies (CP-SAT variables or ints)."""
+    spatial = [n for n in tiles if n != "g"]
+
+    def pixels(first: int):  # output positions x channel blocks of one tile from level ``first`` down
+        return prod([t for n in spatial for t in tiles[n][first:]])
+
+    def weight_blocks(first: int):
+        return prod(tiles["b"][first:])
+
+    sweep = tiles["g"][1]
+    all_taps = prod(tiles["g"])
+    return {
+        "acc_registers": prod([tiles[n][3] for n in spatial]),
+        "b_registers": tiles["b"][3],
+        # one R1 sweep: its gathered taps and weights; one S2 x R1 block: the same plus its accumulators
+        "l1_bytes": TILE_BYTES * prod([pixels(3), sweep]) + TILE_BYTES * prod([weight_blocks(3), sweep]),
+        "l2_bytes": TILE_BYTES * prod([pixels(2), sweep]) + TILE_BYTES * prod([weight_blocks(2), sweep]) + TILE_BYTES * pixels(2),
+        "pack_bytes_1": TILE_BYTES * prod([pixels(1), all_taps]),
+        "pack_bytes_2": TILE_BYTES * prod([pixels(2), all_taps]),
+        "pack_bytes_3": TILE_BYTES * prod([pixels(3), sweep]),
+        "parallel_chunks": prod([tiles[n][0] for n in spatial]),
+    }
+
+
+def _max_register_tile(shape: DepthwiseShape, limit: int) -> int:
+    """The largest accumulator tile the shape allows within the register budget and ``limit``."""
+    from heron_core.space import divisors
+
+    tiles = {1}
+    for name, extent in shape.spatial:
+        tiles = {t * d for t in tiles for d in divisors(extent) if t * d < ZMM_REGISTERS}
+    return max(t for t in tiles if t <= limit and t + 1 <= ZMM_REGISTERS) if any(t <= limit for t in tiles) else 1
