@@ -8,7 +8,6 @@ from pydantic import BaseModel, ConfigDict, PositiveInt
 
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.target import Target
-from heron_cpu_dlboost import intrin
 from heron_cpu_dlboost.context import CPUContext
 from heron_cpu_dlboost.cpu import host_cpu, llvm_cpu_has_vnni, llvm_host_cpu
 
@@ -63,15 +62,6 @@ class DLBoostTarget(Target):
             raise ConfigError(
                 f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32), "
                 f"not {task.spec.in_dtype} -> {task.spec.out_dtype}"
-            )
-        hint = op.dot_hint
-        weight = op.tensor(hint.weight)
-        lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
-        if lanes % intrin.LANES or red % intrin.REDUCE:
-            raise ConfigError(
-                f"{op.name} {op.shape_label()}: the VNNI micro-kernel needs the output-lane extent "
-                f"({lanes}) to be a multiple of {intrin.LANES} and the reduction extent ({red}) a multiple "
-                f"of {intrin.REDUCE}"
             )
 
     def tvm_target(self) -> dict:
