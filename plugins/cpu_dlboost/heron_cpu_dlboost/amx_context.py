@@ -162,8 +162,9 @@ class AMXContext(CPUContext):
         )
 
     def row_extent(self, n: int) -> int:
-        """The row axis padded, within bounded waste, so that A tiles have many rows (16 at best)."""
-        return padded_extent(n, lambda e: max_divisor(e, amx_intrin.MAX_ROWS) / amx_intrin.MAX_ROWS)
+        """The row axis padded, within bounded waste, so that A tiles have many rows (16 at best); at least 2
+        (a tile nest whose every row loop has extent 1 does not match the registered tile intrinsics)."""
+        return max(2, padded_extent(n, lambda e: max_divisor(e, amx_intrin.MAX_ROWS) / amx_intrin.MAX_ROWS))
 
     def row_step(self, task: Task) -> int:
         """How far apart (in rows of the data operand's packed layout) consecutive output rows read:
@@ -383,7 +384,7 @@ class AMXContext(CPUContext):
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         if acc is not None:
-            _vectorize_innermost(sch, acc)
+            _vectorize_innermost(sch, acc, block)
         init = sch.decompose_reduction(block, tiles[reduce[0]][0])
         sch.tensorize(micro[0], name)
         if shape.zero:  # the init of each call's accumulator tiles is the call's own tilezero: no zeroing pass

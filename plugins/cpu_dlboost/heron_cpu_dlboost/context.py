@@ -301,7 +301,7 @@ class CPUContext(Context):
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         if acc is not None:
-            _vectorize_innermost(sch, acc)
+            _vectorize_innermost(sch, acc, block)
         init = sch.decompose_reduction(block, r(0)[0])
         sch.vectorize(sch.get_loops(init)[-1])  # the 16 lanes: one vector store LLVM can forward
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
@@ -432,10 +432,13 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
     sch.state.replace(sch.get_sref(rvs[-1]), new)
 
 
-def _vectorize_innermost(sch, block) -> None:
+def _vectorize_innermost(sch, block, compute=None) -> None:
     """Vectorize the block's innermost loop by at most one zmm of int32: wider vectors (a whole
-    tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile."""
+    tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile.
+    Not when that loop is also one of the ``compute`` block's (a write-back left with no loop of its own)."""
     loop = sch.get_loops(block)[-1]
+    if compute is not None and any(sch.get(loop).same_as(sch.get(x)) for x in sch.get_loops(compute)):
+        return
     extent = int(sch.get(loop).extent)
     width = max(d for d in divisors(extent) if d <= intrin.LANES)
     if width < extent:
