@@ -112,9 +112,9 @@ class CPUContext(Context):
             need = list(needs[t.name])
             if t.name == hint.weight:
                 for d, m in ((hint.weight_lane_dim, blocking.lanes), (hint.weight_reduce_dim, blocking.reduce)):
-                    need[d] = -(-need[d] // m) * m
+                    need[d] = round_up(need[d], m)
             elif t.name == hint.data:
-                need[hint.data_reduce_dim] = -(-need[hint.data_reduce_dim] // blocking.reduce) * blocking.reduce
+                need[hint.data_reduce_dim] = round_up(need[hint.data_reduce_dim], blocking.reduce)
             need = tuple(need)
             shape = blocking.shape(t.shape) if _prepacked(t, hint) else t.shape
             ph = te.placeholder(shape, t.dtype, name=t.name)
@@ -157,13 +157,13 @@ class CPUContext(Context):
         for i, iv in enumerate(out.op.axis):
             n = int(iv.dom.extent)
             if i == hint.out_lane_axis:
-                n = -(-n // blocking.lanes) * blocking.lanes
+                n = round_up(n, blocking.lanes)
             elif i == row:
                 n = self.row_extent(n)
             extents[iv.var.name] = n
         for i, iv in enumerate(out.op.reduce_axis):
             n = int(iv.dom.extent)
-            extents[iv.var.name] = -(-n // blocking.reduce) * blocking.reduce if i == hint.reduce_axis else n
+            extents[iv.var.name] = round_up(n, blocking.reduce) if i == hint.reduce_axis else n
         return extents
 
     def row_extent(self, n: int) -> int:
@@ -551,6 +551,10 @@ def _layout_of(task: Task, out, read: dict) -> Layout:
     return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
 
 
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
 def max_divisor(n: int, limit: int) -> int:
     return max(d for d in divisors(n) if d <= limit)
 
@@ -558,7 +562,7 @@ def max_divisor(n: int, limit: int) -> int:
 def padded_extent(n: int, quality: Callable[[int], float]) -> int:
     """The extent in [n, max(n + n/8, n up to a multiple of 16)] that maximises ``quality`` (how well an
     extent tiles, 0..1) x the useful fraction n / extent; the smallest of equals (n itself when it tiles as well)."""
-    last = max(n + n // 8, -(-n // 16) * 16)
+    last = max(n + n // 8, round_up(n, 16))
     return max(range(n, last + 1), key=lambda e: (quality(e) * n / e, -e))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from heron_core import tvm_compat
-from heron_core.errors import ConfigError, TargetUnavailable
+from heron_core.errors import TargetUnavailable
 from heron_core.layout import BlockedLayout
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
