@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict
 class BlockedLayout(BaseModel):
     """(..., R, ..., L, ...) -> (L/lanes, *others, R/reduce, lanes, reduce), C-contiguous: each
     micro-kernel step reads one contiguous lanes x reduce tile (e.g. VNNI's 16 x 4 bytes).
+    L and R need not divide: they are padded with zeros up to the next multiple of ``lanes`` and
+    ``reduce`` (packing happens once, ahead of the calls, so the padding costs the calls nothing).
     ``others_first``: (*others, L/lanes, R/reduce, lanes, reduce) instead, so that one lane
     block's whole reduction is contiguous (e.g. AMX tiles spanning several lane blocks)."""
 
@@ -23,12 +25,16 @@ class BlockedLayout(BaseModel):
 
     def shape(self, logical: tuple[int, ...]) -> tuple[int, ...]:
         others = [logical[d] for d in range(len(logical)) if d not in (self.reduce_dim, self.lane_dim)]
-        lanes, red = logical[self.lane_dim], logical[self.reduce_dim]
+        lanes, red = -(-logical[self.lane_dim] // self.lanes), -(-logical[self.reduce_dim] // self.reduce)
         if self.others_first:
-            return (*others, lanes // self.lanes, red // self.reduce, self.lanes, self.reduce)
-        return (lanes // self.lanes, *others, red // self.reduce, self.lanes, self.reduce)
+            return (*others, lanes, red, self.lanes, self.reduce)
+        return (lanes, *others, red, self.lanes, self.reduce)
 
     def pack(self, arr: np.ndarray) -> np.ndarray:
+        widths = [(0, 0)] * arr.ndim
+        widths[self.lane_dim] = (0, -arr.shape[self.lane_dim] % self.lanes)
+        widths[self.reduce_dim] = (0, -arr.shape[self.reduce_dim] % self.reduce)
+        arr = np.pad(arr, widths)
         others = [d for d in range(arr.ndim) if d not in (self.reduce_dim, self.lane_dim)]
         moved = np.moveaxis(arr, [self.lane_dim, *others, self.reduce_dim], range(arr.ndim))
         lanes, red = moved.shape[0], moved.shape[-1]

@@ -56,7 +56,10 @@ from heron_cpu_dlboost.context import (
     _parallel_stage,
     _quantities,
     _tile_factors,
+    _row_axis,
     _vectorize_innermost,
+    max_divisor,
+    padded_extent,
     parallel_rule,
     prefer,
 )
@@ -73,10 +76,6 @@ STREAM_BYTES = 4096  # L1 left for the streamed operand's tiles when only the re
 
 def kind_of(in_dtype: str) -> str:
     return "bfloat16" if in_dtype == "bfloat16" else "int8"
-
-
-def largest_divisor(n: int, limit: int) -> int:
-    return max(d for d in divisors(n) if d <= limit)
 
 
 @dataclass(frozen=True)
@@ -132,16 +131,15 @@ class AMXContext(CPUContext):
         g = amx_intrin.DTYPES[kind_of(task.spec.in_dtype)][3]
         spatial = list(out.op.axis)
         data_uses = read[hint.data].used
-        rows_of = [i for i, iv in enumerate(spatial) if i != hint.out_lane_axis and iv.var.name in data_uses]
-        if not rows_of:
+        row_i = _row_axis(task, out, data_uses)
+        if row_i is None:
             from heron_core.errors import ConfigError
 
             raise ConfigError(f"{task.op.name}: the AMX template needs an output axis that runs along the rows of '{hint.data}'")
-        row_i = rows_of[-1]
         row_extent = int(spatial[row_i].dom.extent)
-        rows = largest_divisor(row_extent, amx_intrin.MAX_ROWS)
+        rows = max_divisor(row_extent, amx_intrin.MAX_ROWS)
         dot_extent = int(out.op.reduce_axis[hint.reduce_axis].dom.extent)
-        tk = largest_divisor(dot_extent // g, amx_intrin.ROW_BYTES // 4)
+        tk = max_divisor(dot_extent // g, amx_intrin.ROW_BYTES // 4)
         axes = []
         for i, iv in enumerate(spatial):
             inner = amx_intrin.LANES if i == hint.out_lane_axis else rows if i == row_i else 1
@@ -162,6 +160,11 @@ class AMXContext(CPUContext):
             tk=tk,
             g=g,
         )
+
+    def row_extent(self, n: int) -> int:
+        """The row axis padded, within bounded waste, so that A tiles have many rows (16 at best); at least 2
+        (a tile nest whose every row loop has extent 1 does not match the registered tile intrinsics)."""
+        return max(2, padded_extent(n, lambda e: max_divisor(e, amx_intrin.MAX_ROWS) / amx_intrin.MAX_ROWS))
 
     def row_step(self, task: Task) -> int:
         """How far apart (in rows of the data operand's packed layout) consecutive output rows read:
@@ -194,7 +197,7 @@ class AMXContext(CPUContext):
             tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
             if ax.spatial and ax.name not in (lay.row, lay.lane):
                 m.Add(tiles[ax.name][SPATIAL_LEVELS - 1] == 1)  # S3 is the tile grid: rows x lanes only
-        acc_levels = (0, 1, 2) if self._lane_last(task) else (0, 1)
+        acc_levels = (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1)
         space.knob(
             "acc_level",
             acc_levels,
@@ -370,7 +373,7 @@ class AMXContext(CPUContext):
             _cache_data(sch, block, task.op.dot_hint.data, at, shape)
         acc = None
         if point["acc_level"] < 2:
-            acc = sch.cache_write(block, 0, "global")
+            acc = self.accumulator(sch, compute, block)
             lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
             if lane_dim != rank - 1:  # accumulator tiles are rows x 16 contiguous lanes: lanes innermost
                 sch.transform_layout(block, ("write", 0), lambda *i: (*i[:lane_dim], *i[lane_dim + 1 :], i[lane_dim]))
@@ -381,7 +384,7 @@ class AMXContext(CPUContext):
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         if acc is not None:
-            _vectorize_innermost(sch, acc)
+            _vectorize_innermost(sch, acc, block)
         init = sch.decompose_reduction(block, tiles[reduce[0]][0])
         sch.tensorize(micro[0], name)
         if shape.zero:  # the init of each call's accumulator tiles is the call's own tilezero: no zeroing pass
@@ -402,9 +405,6 @@ class AMXContext(CPUContext):
         names = [a.name for a in lay.axes]
         return names.index(lay.row) < names.index(lay.lane)
 
-    @staticmethod
-    def _lane_last(task: Task) -> bool:
-        return task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
 
 
 def _operand_bytes(lay: AMXLayout, tiles: dict, prod, name: str, spatial_level: int = SPATIAL_LEVELS - 1):

@@ -7,7 +7,7 @@ from typing import Literal
 
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_cpu_dlboost import amx_intrin
-from heron_cpu_dlboost.amx_context import AMXContext, kind_of
+from heron_cpu_dlboost.amx_context import AMXContext
 from heron_cpu_dlboost.cpu import llvm_cpu_features
 from heron_cpu_dlboost.depthwise_context import is_depthwise
 from heron_cpu_dlboost.target import CPUParams, DLBoostTarget, check_groups
@@ -65,15 +65,6 @@ class AMXTarget(DLBoostTarget):
                 "each 64-byte row); use --target dlboost, whose depthwise micro-kernel does one 4-tap dot per channel"
             )
         check_groups("amx", op, amx_intrin.LANES)
-        hint = op.dot_hint
-        weight = op.tensor(hint.weight)
-        g = amx_intrin.DTYPES[kind_of(spec.in_dtype)][3]
-        lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
-        if lanes % amx_intrin.LANES or red % g:
-            raise ConfigError(
-                f"{op.name} {op.shape_label()}: AMX tiles need the output-lane extent ({lanes}) to be a multiple of "
-                f"{amx_intrin.LANES} and the reduction extent ({red}) a multiple of {g} ({spec.in_dtype} pairs of 4 bytes)"
-            )
         self.context().layout(task)  # an operator without a row axis is refused here, with its reason
 
     def context(self) -> AMXContext:

@@ -67,6 +67,7 @@ class Compute:
     read: dict  # the readers the operator used, with the loop variables that indexed each
     stages: tuple[str, ...]  # blocks that pack or pad an operand inside the kernel
     layout: Layout
+    write_back: str | None = None  # the block that copies the logical part of a padded output
 
 
 class CPUContext(Context):
@@ -85,37 +86,90 @@ class CPUContext(Context):
         return self.compute(task).layout
 
     def _build_compute(self, task: Task) -> Compute:
-        """The operator's compute with the dot operands in micro-kernel layouts.
+        """The operator's compute with the dot operands in micro-kernel layouts, on padded extents.
 
         The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` or ``constant``
         argument is passed packed (``kernel_args``), an ``input`` is packed by a stage of the
         kernel. The data operand gets its reduction dimension innermost in groups of 4, padding
         included, by a stage of the kernel when its logical layout is not already so.
+
+        Extents the micro-kernel does not divide are padded inside the kernel (``padded_extents``):
+        the lane axis to a multiple of 16, the dot axis to a multiple of 4, the row axis to an extent
+        that tiles well. The operands are then zero-padded where they are packed (the weight ahead of
+        the calls, the data by its pack stage), the compute runs on the padded extents, and, when the
+        output is padded, a write-back block (the operator's output) copies its logical part.
         """
         from tvm import te
 
         op, hint = task.op, task.op.dot_hint
+        blocking = self.weight_blocking(task)
+        probes = {t.name: _probe(t) for t in [*op.inputs, *op.constants]}
+        probe = op.compute(probes)
+        extents = self.padded_extents(task, probe, probes[hint.data].used)
+        needs = _read_extents(probes, probe, extents)
         args, read, stages = [], {}, []
         for t in [*op.inputs, *op.constants]:
-            shape = self.weight_blocking(task).shape(t.shape) if _prepacked(t, hint) else t.shape
+            need = list(needs[t.name])
+            if t.name == hint.weight:
+                for d, m in ((hint.weight_lane_dim, blocking.lanes), (hint.weight_reduce_dim, blocking.reduce)):
+                    need[d] = round_up(need[d], m)
+            elif t.name == hint.data:
+                need[hint.data_reduce_dim] = round_up(need[hint.data_reduce_dim], blocking.reduce)
+            need = tuple(need)
+            shape = blocking.shape(t.shape) if _prepacked(t, hint) else t.shape
             ph = te.placeholder(shape, t.dtype, name=t.name)
             args.append(ph)
-            source = padded(lambda *i, ph=ph: ph[i], t)
+            source = _zero_beyond(padded(lambda *i, ph=ph: ph[i], t), t, need)
             if _prepacked(t, hint):
-                read[t.name] = _recording(ph, _WeightLayout(t.shape, self.weight_blocking(task)).packed)
+                read[t.name] = _recording(ph, _WeightLayout(t.shape, blocking).packed)
                 continue
             if t.name == hint.weight:
-                layout = _WeightLayout(t.padded_shape, self.weight_blocking(task))
-            elif t.name == hint.data and (t.pad or hint.data_reduce_dim != len(t.shape) - 1):
-                layout = self.data_layout(t.padded_shape, hint.data_reduce_dim)
-            else:
+                layout = _WeightLayout(need, blocking)
+            elif t.name == hint.data and (need != t.shape or hint.data_reduce_dim != len(t.shape) - 1):
+                layout = self.data_layout(need, hint.data_reduce_dim)
+            elif need == t.padded_shape:
                 read[t.name] = _recording(None, None, source)
                 continue
+            else:
+                raise ValueError(f"{op.name}: '{t.name}' would be read beyond its extents on the padded compute")
             stages.append(_pack_stage(t.name, layout, source))
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        func = te.create_prim_func([*args, out])
-        return Compute(func, out, read, tuple(s.op.name for s in stages), self.layout_of(task, out, read))
+        write_back = None
+        if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
+            padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
+            out = _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
+            if padded_out:
+                write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
+        func = te.create_prim_func([*args, out if write_back is None else write_back])
+        stage_names = tuple(s.op.name for s in stages)
+        layout = self.layout_of(task, out, read)
+        return Compute(func, out, read, stage_names, layout, None if write_back is None else write_back.op.name)
+
+    def padded_extents(self, task: Task, out, data_uses: set[str]) -> dict[str, int]:
+        """The extent of each compute axis (by name) the kernel runs on: the lane axis up to a multiple of the
+        weight blocking's lanes, the dot axis of its reduce group, the row axis (the data operand's last spatial
+        axis other than the lanes) to the extent ``row_extent`` picks; the others as they are."""
+        hint = task.op.dot_hint
+        blocking = self.weight_blocking(task)
+        row = _row_axis(task, out, data_uses)
+        extents = {}
+        for i, iv in enumerate(out.op.axis):
+            n = int(iv.dom.extent)
+            if i == hint.out_lane_axis:
+                n = round_up(n, blocking.lanes)
+            elif i == row:
+                n = self.row_extent(n)
+            extents[iv.var.name] = n
+        for i, iv in enumerate(out.op.reduce_axis):
+            n = int(iv.dom.extent)
+            extents[iv.var.name] = round_up(n, blocking.reduce) if i == hint.reduce_axis else n
+        return extents
+
+    def row_extent(self, n: int) -> int:
+        """The row axis padded, within bounded waste, to an extent with a register-tile-sized divisor (an
+        extent with none, such as the prime 197, would leave one row per register tile)."""
+        return padded_extent(n, lambda e: min(max_divisor(e, ZMM_REGISTERS - 4), MIN_CHAINS) / MIN_CHAINS)
 
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
@@ -137,10 +191,9 @@ class CPUContext(Context):
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
-        lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
         space.knob(
             "acc_level",
-            (0, 1, 2) if lane_last else (0, 1),
+            (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
         for level in (1, 2):
@@ -165,6 +218,18 @@ class CPUContext(Context):
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         if parallel:
             parallel_rule(space, q["parallel_chunks"], cores)
+
+    def may_accumulate_in_output(self, task: Task) -> bool:
+        """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
+        it is not padded (a padded output is accumulated in a cache whose logical part is written back)."""
+        lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+        return lane_last and self.compute(task).write_back is None
+
+    def accumulator(self, sch, compute: Compute, block):
+        """The write-back block of the output's accumulator: the padded output's own, or a new cache's."""
+        if compute.write_back is not None:
+            return sch.get_sblock(compute.write_back)
+        return sch.cache_write(block, 0, "global")
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         """The template's quantities for this point (the ones its rules bound), for cost models."""
@@ -219,7 +284,7 @@ class CPUContext(Context):
         outer_levels = [s(0), s_ordered(1)]
         acc = None
         if point["acc_level"] < 2:
-            acc = sch.cache_write(block, 0, "global")
+            acc = self.accumulator(sch, compute, block)
             lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
             if lane_dim != rank - 1:  # the micro-kernel writes 16 contiguous lanes: move them innermost
                 sch.transform_layout(
@@ -236,7 +301,7 @@ class CPUContext(Context):
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         if acc is not None:
-            _vectorize_innermost(sch, acc)
+            _vectorize_innermost(sch, acc, block)
         init = sch.decompose_reduction(block, r(0)[0])
         sch.vectorize(sch.get_loops(init)[-1])  # the 16 lanes: one vector store LLVM can forward
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
@@ -367,10 +432,13 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
     sch.state.replace(sch.get_sref(rvs[-1]), new)
 
 
-def _vectorize_innermost(sch, block) -> None:
+def _vectorize_innermost(sch, block, compute=None) -> None:
     """Vectorize the block's innermost loop by at most one zmm of int32: wider vectors (a whole
-    tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile."""
+    tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile.
+    Not when that loop is also one of the ``compute`` block's (a write-back left with no loop of its own)."""
     loop = sch.get_loops(block)[-1]
+    if compute is not None and any(sch.get(loop).same_as(sch.get(x)) for x in sch.get_loops(compute)):
+        return
     extent = int(sch.get(loop).extent)
     width = max(d for d in divisors(extent) if d <= intrin.LANES)
     if width < extent:
@@ -481,6 +549,93 @@ def _layout_of(task: Task, out, read: dict) -> Layout:
     names = {a.name for a in axes}
     itemsize = {t.name: np.dtype(t.dtype).itemsize for t in task.op.tensors() if t.role != "output"}
     return Layout(tuple(axes), {n: frozenset(fn.used & names) for n, fn in read.items()}, itemsize)
+
+
+def round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+def max_divisor(n: int, limit: int) -> int:
+    return max(d for d in divisors(n) if d <= limit)
+
+
+def padded_extent(n: int, quality: Callable[[int], float]) -> int:
+    """The extent in [n, max(n + n/8, n up to a multiple of 16)] that maximises ``quality`` (how well an
+    extent tiles, 0..1) x the useful fraction n / extent; the smallest of equals (n itself when it tiles as well)."""
+    last = max(n + n // 8, round_up(n, 16))
+    return max(range(n, last + 1), key=lambda e: (quality(e) * n / e, -e))
+
+
+def _row_axis(task: Task, out, data_uses: set[str]) -> int | None:
+    """The output axis that runs along the rows of the data operand (a matrix's M, a convolution's output
+    width): the last spatial axis, other than the lanes, that indexes the data operand."""
+    rows = [i for i, iv in enumerate(out.op.axis) if i != task.op.dot_hint.out_lane_axis and iv.var.name in data_uses]
+    return rows[-1] if rows else None
+
+
+def _probe(t: TensorSpec):
+    """A reader of ``t`` (padded coordinates) that records the index expressions and loop variables it is read with."""
+    from tvm import te
+
+    ph = te.placeholder(t.padded_shape, t.dtype, name=t.name)
+
+    def read(*idx):
+        read.indices.append(idx)
+        read.used |= _vars_of(idx)
+        return ph[idx]
+
+    read.spec, read.indices, read.used = t, [], set()
+    return read
+
+
+def _read_extents(probes: dict, out, extents: dict[str, int]) -> dict[str, tuple[int, ...]]:
+    """Per operand, the extents (padded coordinates) that the compute reads once its axes run over ``extents``."""
+    import tvm
+    from tvm import tirx
+    from tvm.sym.analyzer import Analyzer
+
+    ana = Analyzer()
+    for iv in [*out.op.axis, *out.op.reduce_axis]:
+        ana.bind(iv.var, tvm.ir.Range(0, extents[iv.var.name]))
+    needs = {}
+    for name, probe in probes.items():
+        need = list(probe.spec.padded_shape)
+        for idx in probe.indices:
+            for d, e in enumerate(idx):
+                e = tirx.IntImm("int32", e) if isinstance(e, int) else e
+                need[d] = max(need[d], int(ana.const_int_bound(e).max_value) + 1)
+        needs[name] = tuple(need)
+    return needs
+
+
+def _zero_beyond(source, t: TensorSpec, need: tuple[int, ...]):
+    """``source`` (a reader of ``t.padded_shape``) extended with zeros up to ``need``."""
+    if tuple(need) == t.padded_shape:
+        return source
+
+    def read(*idx):
+        from tvm import tirx
+
+        conds = [i < n for i, n, m in zip(idx, t.padded_shape, need) if m > n]
+        return tirx.if_then_else(tirx.all(*conds), source(*idx), tirx.const(0, t.dtype))
+
+    return read
+
+
+def _on_extents(out, extents: dict[str, int], name: str):
+    """The compute ``out`` (one reduction) over ``extents``, its axes by name: the same body, read further."""
+    from tvm import te, tirx
+
+    red = out.op.body[0]
+    raxes = [te.reduce_axis((0, extents[r.var.name]), name=r.var.name) for r in out.op.reduce_axis]
+
+    def body(*vs):
+        old = [iv.var for iv in [*out.op.axis, *out.op.reduce_axis]]
+        sub = lambda e: tirx.IndexMap(old, [e], None).map_indices([*vs, *(r.var for r in raxes)])[0]  # noqa: E731
+        return tirx.Reduce(red.combiner, [sub(x) for x in red.source], raxes, sub(red.condition), red.value_index, red.init)
+
+    shape = [extents[iv.var.name] for iv in out.op.axis]
+    return te.compute(shape, body, name=name, varargs_names=[iv.var.name for iv in out.op.axis])
 
 
 def _pack_stage(name: str, layout, source):

@@ -69,15 +69,6 @@ class DLBoostTarget(Target):
         if is_depthwise(task):
             return  # DepthwiseContext pads channels and taps itself
         check_groups(self.name, op, intrin.LANES)
-        hint = op.dot_hint
-        weight = op.tensor(hint.weight)
-        lanes, red = weight.shape[hint.weight_lane_dim], weight.shape[hint.weight_reduce_dim]
-        if lanes % intrin.LANES or red % intrin.REDUCE:
-            raise ConfigError(
-                f"{op.name} {op.shape_label()}: the VNNI micro-kernel needs the output-lane extent "
-                f"({lanes}) to be a multiple of {intrin.LANES} and the reduction extent ({red}) a multiple "
-                f"of {intrin.REDUCE}"
-            )
 
     def tvm_target(self) -> dict:
         return {"kind": "llvm", "mcpu": self.mcpu, "num-cores": self.cores}

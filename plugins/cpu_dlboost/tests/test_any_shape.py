@@ -1,0 +1,104 @@
+"""Property: any positive shape of every operator tunes on dlboost and amx, and every sampled point
+computes the numpy reference exactly, though the micro-kernel divides none of the extents (lanes
+not a multiple of 16, reductions not a multiple of 4, primes and 1s in every dimension)."""
+
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from heron_core.library import load_library
+from heron_core.runner import LocalRunner, LocalRunnerParams
+from heron_core.space import SearchSpace
+from heron_core.task import PluginRef, Task, TaskSpec
+from heron_cpu_dlboost.cpu import host_cpu
+
+CPU = host_cpu()
+PARAMS = {
+    "dlboost": {"microkernel": "vnni" if CPU.has_vnni else "generic"},
+    "amx": {"microkernel": "amx", "mcpu": "sapphirerapids"} if CPU.has_amx else {"microkernel": "generic"},
+}
+SMALL = (1, 2, 3, 5, 7, 13, 17, 19)  # 1s, primes, nothing the 16 x 4 micro-kernel divides
+
+
+def random_shape(op: str, rng: random.Random) -> dict[str, int]:
+    """A small random shape of ``op`` drawn from SMALL (kernel taps and strides kept small)."""
+    d = lambda: rng.choice(SMALL)  # noqa: E731
+    conv = {"N": rng.choice((1, 2)), "C": d(), "K": d(), "stride": rng.choice((1, 2))}
+    if op in ("gemm", "dense"):
+        return {"M": d(), "K": d(), "N": d()}
+    if op == "bmm":
+        return {"batch": rng.choice((1, 3)), "M": d(), "K": d(), "N": d()}
+    if op == "gemv":
+        return {"M": d(), "K": d()}
+    if op == "scan":
+        return {"M": d(), "N": d(), "K": d()}
+    if op == "conv1d":
+        return {**conv, "W": rng.choice((5, 7, 11)), "S": rng.choice((1, 3)), "pad": rng.choice((0, 1)), "dilation": rng.choice((1, 2))}
+    if op in ("conv2d", "dil"):
+        shape = {**conv, "H": rng.choice((5, 7)), "W": rng.choice((5, 7)), "R": rng.choice((1, 3)), "S": rng.choice((1, 3))}
+        shape["pad"] = rng.choice((0, 1))
+        if op == "dil":
+            shape.pop("stride")
+            shape["dilation"] = 2
+        return shape
+    if op == "conv3d":
+        return {**conv, "D": 3, "H": 5, "W": 5, "T": rng.choice((1, 3)), "R": 3, "S": 3, "pad": 1}
+    if op == "t2d":
+        return {**conv, "H": rng.choice((3, 5)), "W": rng.choice((3, 5)), "R": 3, "S": 3, "pad": 1, "output_pad": 0}
+    raise ValueError(op)
+
+
+OPS = ["gemm", "dense", "bmm", "gemv", "scan", "conv1d", "conv2d", "conv3d", "dil", "t2d"]
+CASES = [("dlboost", op) for op in OPS] + [("amx", op) for op in OPS if op != "gemv"]  # amx refuses gemv (no row axis)
+
+
+@pytest.mark.parametrize("target,op", CASES)
+def test_random_awkward_shapes_are_exact(target, op):
+    rng = random.Random(f"{target}/{op}")
+    ref = PluginRef(name=target, params={"num_cores": 2, **PARAMS[target]})
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        for _ in range(2):  # two shapes, one point each: a point's build is what takes the time
+            shape = random_shape(op, rng)
+            task = Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype="int32"))
+            points = SearchSpace(task).sample(1, rng)
+            assert points, f"{op} {shape}: empty space"
+            results = list(runner.run(task, points))
+            assert all(r.ok for r in results), [(shape, r.point, r.status, r.error) for r in results if not r.ok]
+
+
+@pytest.mark.parametrize(
+    "op,shape,extents",
+    [
+        ("dense", {"M": 197, "K": 6, "N": 20}, {"i": 198, "j": 32, "k": 8}),  # lanes to 32, dot to 8, the prime row to 198
+        ("gemm", {"M": 1, "K": 3, "N": 1}, {"i": 1, "j": 16, "k": 4}),  # 1 stays 1
+    ],
+)
+def test_kernel_extents_are_padded_for_the_micro_kernel_and_balanced_tiles(op, shape, extents):
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, **PARAMS["dlboost"]})
+    task = Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype="int32"))
+    lay = task.context.layout(task)
+    assert {a.name: a.extent * a.inner for a in lay.axes} == extents
+    assert task.op.op_count() == 2 * shape["M"] * shape["K"] * shape["N"]  # logical work, not the padded
+
+
+def test_padded_kernel_exports_and_takes_logical_shapes(tmp_path):
+    """tune -> export -> load: the caller passes the operator's logical arrays (the library zero-pads the
+    weight as it packs it) and gets the logical output."""
+    db, lib = tmp_path / "records.db", tmp_path / "lib"
+    mk = PARAMS["dlboost"]["microkernel"]
+    for args in (
+        f"tune --target dlboost --target-param microkernel={mk} --op dense --shape M=5,K=7,N=19 --trials 2 --quiet",
+        f"export {lib} --op dense",
+    ):
+        proc = subprocess.run([sys.executable, "-m", "heron_core.cli", *args.split(), "--db", str(db)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    kernel = load_library(lib).find("dense")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (5, 7), dtype=np.uint8)
+    b = rng.integers(-128, 128, (19, 7), dtype=np.int8)
+    expected = a.astype(np.int32) @ b.astype(np.int32).T
+    np.testing.assert_array_equal(kernel(a, b), expected)
+    np.testing.assert_array_equal(kernel(a, kernel.pack("B", b)), expected)
