@@ -43,7 +43,7 @@ class ConvShape(ShapeParams):
     @property
     def depthwise(self) -> bool:
         """One input channel per group (each output channel reads one channel, K/C per channel)."""
-        return self.group_count == self.C
+        return self.group_count > 1 and self.group_count == self.C
 
     @property
     def in_extents(self) -> tuple[int, ...]:
