@@ -14,6 +14,7 @@ from heron_core.ops.gemm import Gemm
 from heron_core.ops.gemv import Gemv
 from heron_core.ops.scan import Scan
 from heron_core.ops.t2d import T2d
+from heron_core.presets import Presets
 from heron_core.registry import PluginSpec
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.searcher import ConstrainedRandomParams, ConstrainedRandomSearcher
@@ -59,3 +60,8 @@ def heron_runners():
             "parallel builds in worker processes, isolated timed runs checked against numpy",
         )
     ]
+
+
+@hookimpl
+def heron_frontends():
+    return [PluginSpec("frontend", "presets", Presets, description="the figure-10 networks: resnet50, vgg16, inception-v3, bert-base")]
