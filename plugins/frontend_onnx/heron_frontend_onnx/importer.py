@@ -20,6 +20,7 @@ from heron_core.registry import registry
 CONV_OPS = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
 CONV_FIELDS = {1: (("W",), ("S",)), 2: (("H", "W"), ("R", "S")), 3: (("D", "H", "W"), ("T", "R", "S"))}
 QDQ = ("QuantizeLinear", "DequantizeLinear")
+RESHAPES = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}  # seen through on the way to a DequantizeLinear
 # the data and weight inputs of each mapped node type
 OPERANDS = {
     "Conv": (0, 1),
@@ -84,16 +85,16 @@ def attrs(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, str]:
+def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, int | None]:
     """Load ``path`` (a broken file -> ConfigError), fix its free input dimensions (a dimension named
     in ``options``, else the leading one to ``batch``, default 1), infer shapes. Returns the model
-    and the batch size used."""
+    and the batch size given to a free dimension (None: the model fixes its batch)."""
     try:
         model = onnx.load(path, load_external_data=False)
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
         raise ConfigError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    batch = options.get("batch", 1)
+    batch, used = options.get("batch", 1), None
     unknown = sorted(set(options) - {"batch"} - {d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim})
     if unknown:
         raise ConfigError(f"{path}: no input dimension named {', '.join(unknown)} (options: batch, or a named input dimension)")
@@ -107,14 +108,14 @@ def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, str
             if dim.dim_param in options:
                 dim.dim_value = options[dim.dim_param]
             elif i == 0:
-                dim.dim_value = batch
+                dim.dim_value = used = batch
             else:
                 raise ConfigError(f"{path}: input '{inp.name}' dimension {i} ('{dim.dim_param}') is not fixed: pass {dim.dim_param or 'it'}=N")
     try:
         model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
         raise ConfigError(f"{path}: ONNX shape inference failed: {exc}") from None
-    return model, batch
+    return model, used
 
 
 def _one(values: list[int], what: str) -> int:
@@ -224,10 +225,15 @@ MAPPERS = {
 def qdq_inputs(g: Graph, node: onnx.NodeProto) -> list[onnx.NodeProto] | None:
     """The DequantizeLinear nodes feeding a float contraction's data and weight, if both are
     (a QDQ int8 layer), else None."""
-    dq = [g.producer.get(node.input[i]) for i in OPERANDS[node.op_type]]
-    if all(p is not None and p.op_type == "DequantizeLinear" for p in dq):
-        return dq
-    return None
+    dq = []
+    for i in OPERANDS[node.op_type]:
+        p = g.producer.get(node.input[i])
+        while p is not None and p.op_type in RESHAPES:
+            p = g.producer.get(p.input[0])
+        if p is None or p.op_type != "DequantizeLinear":
+            return None
+        dq.append(p)
+    return dq
 
 
 def import_graph(model: onnx.ModelProto, name: str, source: str) -> Network:
@@ -267,6 +273,7 @@ class OnnxFrontend(Frontend):
 
     def load(self, source: str, options: dict[str, int]) -> Network:
         model, batch = read_model(source, options)
-        extra = "".join(f",{k}={v}" for k, v in sorted(options.items()) if k != "batch")
-        return import_graph(model, f"{Path(source).stem}:batch={batch}{extra}", source)
+        given = {**({"batch": batch} if batch else {}), **{k: v for k, v in options.items() if k != "batch"}}
+        label = ",".join(f"{k}={v}" for k, v in given.items())
+        return import_graph(model, f"{Path(source).stem}:{label}" if label else Path(source).stem, source)
 
