@@ -208,6 +208,8 @@ def _tune_network(a: dict, plan, reg, dtypes) -> None:
         raise ConfigError(f"--strategy: {explain(exc)}") from None
     target_ref = plan.tasks[0].target
     network, items = cli_network.resolve(a["network"], reg, a["batch"], target_ref, dtypes)
+    if not network.layers:
+        raise ConfigError(f"{network.source}: no layer Heron can tune (see heron network show)")
     for item in items:
         if item.task is None:
             err.print(f"[dim]not tunable on this target: {escape(item.layer.name)} ({escape(item.reason or '')})[/dim]")
@@ -215,7 +217,7 @@ def _tune_network(a: dict, plan, reg, dtypes) -> None:
         raise ConfigError(f"no layer of {network.name} is tunable on target '{target_ref.name}'")
     next(i.task for i in items if i.task).target.check_host()
     db = RecordDB(plan.config.db or default_db())
-    view = cli_network.NetworkProgress(err, a["quiet"] or a["json_events"])
+    view = cli_network.NetworkJson() if a["json_events"] else cli_network.NetworkProgress(err, a["quiet"])
     stop = threading.Event()
     tuner = Tuner(plan, reg, db, view.event, stop.is_set)
     scheduler = TaskScheduler(tuner, network, items, plan.config.trials, params, view.event)
@@ -230,8 +232,9 @@ def _tune_network(a: dict, plan, reg, dtypes) -> None:
     if outcome is None or outcome.interrupted:
         err.print(INTERRUPTED, highlight=False, soft_wrap=True)
         raise typer.Exit(130)
-    cli_network.print_outcome(out, outcome, items)
-    if not a["quiet"]:
+    if not a["json_events"]:
+        cli_network.print_outcome(out, outcome, items)
+    if not (a["quiet"] or a["json_events"]):
         err.print(f"[dim]records: {db.path}; heron report --network {a['network']}[/dim]")
     if outcome.latency_s is None:
         raise typer.Exit(1)

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from heron_core.errors import ConfigError
 from heron_core.network import Layer, Network, NetworkTask, load_network, network_tasks
 from heron_core.registry import Registry
 from heron_core.task import PluginRef
@@ -52,8 +54,6 @@ def show(console: Console, network: Network, items: list[NetworkTask], target: s
 
 def resolve(source: str, reg: Registry, batch: int | None, target: PluginRef, dtypes=None) -> tuple[Network, list[NetworkTask]]:
     network = load_network(source, reg, {"batch": batch} if batch else None)
-    if not network.layers:
-        raise ConfigError(f"{network.source}: no layer Heron can tune (see heron network show)")
     return network, network_tasks(network, target, reg, dtypes)
 
 
@@ -95,6 +95,24 @@ class NetworkProgress:
     def stopping(self) -> None:
         if self.id is not None:
             self.bar.update(self.id, description="stopping after this batch (Ctrl-C again: at once)")
+
+
+class NetworkJson:
+    """``--json``: the scheduler's events (network_start, network_round, network_done), one JSON object per line."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def stopping(self) -> None:
+        pass
+
+    def event(self, kind: str, data: dict) -> None:
+        if kind.startswith("network_"):
+            sys.stdout.write(json.dumps({"event": kind, **{k: v for k, v in data.items() if k != "outcome"}}) + "\n")
+            sys.stdout.flush()
 
 
 def print_outcome(console: Console, outcome, items: list[NetworkTask]) -> None:

@@ -73,7 +73,7 @@ class Graph:
     def shape(self, name: str) -> list[int]:
         dims = self.shapes.get(name)
         if dims is None or not all(isinstance(d, int) and d > 0 for d in dims):
-            raise Unmappable(f"the shape of '{name}' is unknown after shape inference ({dims})")
+            raise Unmappable("an operand's shape is unknown after shape inference")
         return dims
 
 
@@ -112,10 +112,27 @@ def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, int
             else:
                 raise ConfigError(f"{path}: input '{inp.name}' dimension {i} ('{dim.dim_param}') is not fixed: pass {dim.dim_param or 'it'}=N")
     try:
-        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        inferred = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
         raise ConfigError(f"{path}: ONNX shape inference failed: {exc}") from None
-    return model, used
+    return symbolic_shapes(model) if has_free_dims(inferred) else inferred, used
+
+
+def has_free_dims(model: onnx.ModelProto) -> bool:
+    return any(not d.HasField("dim_value") for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim)
+
+
+def symbolic_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Shapes that ONNX's inference leaves symbolic (reshapes to computed shapes, as exported
+    transformers have) resolved by ONNX Runtime's symbolic shape inference, where it is installed."""
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:
+        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    try:
+        return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:  # it gives up on some graphs; ONNX's own result then stands
+        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
 
 
 def _one(values: list[int], what: str) -> int:
@@ -160,7 +177,7 @@ def map_conv(g: Graph, node: onnx.NodeProto, data: str, weight: str) -> tuple[st
     if group != 1:
         if "groups" not in registry().get("operator", op).factory.Shape.model_fields:
             kind = "depthwise" if group == x[1] else "grouped"
-            raise Unmappable(f"{kind} convolution (group={group}): operator {op} has no groups parameter yet")
+            raise Unmappable(f"{kind} convolution: operator {op} has no groups parameter yet")
         shape["groups"] = group
     return op, shape
 
@@ -263,7 +280,9 @@ def import_graph(model: onnx.ModelProto, name: str, source: str) -> Network:
     for node in g.model.graph.node:
         if node.op_type in MAPPERS or id(node) in absorbed:
             continue
-        reason = "quantizes or dequantizes outside a quantized layer" if node.op_type in QDQ else OTHER
+        reason = {"Constant": "a constant"}.get(node.op_type, OTHER)
+        if node.op_type in QDQ:
+            reason = "quantizes or dequantizes outside a quantized layer"
         unmapped.append((node_name(node), node.op_type, reason))
     return build_network(name, source, "onnx", found, unmapped)
 

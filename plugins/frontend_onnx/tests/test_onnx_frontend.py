@@ -47,7 +47,7 @@ def test_fp32_layers_counts_and_unmapped_nodes(models):
     assert (layers["proj"].op, layers["proj"].shape) == ("gemm", {"M": 2, "K": 16, "N": 32})
     assert all(l.precision == "float" for l in net.layers)
     unmapped = {u.op_type: u for u in net.unmapped}
-    assert unmapped["Conv"].count == 1 and "group=2" in unmapped["Conv"].reason  # until conv2d takes groups
+    assert unmapped["Conv"].count == 1 and "grouped convolution" in unmapped["Conv"].reason  # until conv2d takes groups
     assert unmapped["Relu"].count == 1 and unmapped["Flatten"].count == 1
 
 
@@ -63,7 +63,7 @@ def test_qdq_layers_are_int8_and_absorb_their_quantize_nodes(models):
 
 def test_show_lists_layers_and_refused_ones_and_broken_files_exit_2(models, tmp_path):
     out = heron("network", "show", models / "tiny.onnx").stdout
-    assert "conv_a" in out and "Relu" in out and "group=2" in out
+    assert "conv_a" in out and "Relu" in out and "grouped convolution" in out
     assert max(len(line) for line in out.splitlines()) <= 80
     refused = heron("network", "show", "resnet50:batch=1").stdout
     assert "not tunable on this target: layer-0" in refused and "multiple of 4" in refused  # the stem's C=3
@@ -99,6 +99,12 @@ def test_network_tune_interrupt_resume_report_export(models, tmp_path):
     assert not second.interrupted and second.spent == 16 and second.measured_now == 8
     assert sum(s.rounds for s in second.states) == 4 and all(s.rounds for s in second.states)
     assert second.latency_s and second.latency_s == sum(s.weight * s.best for s in second.states)
+
+    target = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}", "--target-param", "num_cores=1"]
+    events = heron("tune", "--network", model, *target, "--trials", 20, "--batch-size", 4, "--db", db_path, "--json").stdout
+    events = [json.loads(line) for line in events.splitlines()]
+    assert events[0]["event"] == "network_start" and events[0]["spent"] == 16  # the CLI continues the same records
+    assert events[-1]["event"] == "network_done" and events[-1]["spent"] == 20 and events[-1]["tasks_tuned"] == 3
 
     report = heron("report", "--network", model, "--db", db_path, "--out", tmp_path / "rep", "--html").stdout
     assert "conv_a" in report and "network latency" in report
