@@ -110,8 +110,12 @@ def tune(
     runner_param: Optional[list[str]] = typer.Option(None, "--runner-param", help="KEY=VALUE for the runner."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only the PASS/FAIL lines and errors."),
     json_events: bool = typer.Option(False, "--json", help="Machine-readable events on stdout, one JSON object per line."),
-    network: Optional[str] = typer.Option(None, help="Tune a network: an ONNX file or a named one (resnet50:batch=1); --trials is its total."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="The network's batch size (presets; free input dimensions of a model)."),
+    network: Optional[str] = typer.Option(
+        None, help="Tune a network: an ONNX file or a named one (resnet50:batch=1); --trials is its total."
+    ),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", help="The network's batch size (presets; free input dimensions of a model)."
+    ),
     strategy: str = typer.Option("gradient", help="Network task scheduler: gradient or round_robin."),
 ) -> None:
     """Tune operators on a target; every measurement is recorded, and a re-run resumes.
@@ -195,12 +199,13 @@ def _tune(**a) -> None:
 
 
 def _tune_network(a: dict, plan, reg, dtypes) -> None:
+    from pydantic import ValidationError
+
     from heron_core import cli_network
     from heron_core.records import RecordDB
     from heron_core.scheduler import SchedulerParams, TaskScheduler
     from heron_core.task import explain
     from heron_core.tuner import Tuner
-    from pydantic import ValidationError
 
     try:
         params = SchedulerParams(strategy=a["strategy"])
@@ -531,7 +536,9 @@ def export(
     target: Optional[str] = typer.Option(None, help="Only targets whose key contains this (e.g. dlboost)."),
     workload: Optional[str] = typer.Option(None, help="Only workload keys containing this."),
     all_: bool = typer.Option(False, "--all", help="Every workload in the database."),
-    network: Optional[str] = typer.Option(None, help="Every layer of this network (as tuned with --network); lib.find(layer=NAME)."),
+    network: Optional[str] = typer.Option(
+        None, help="Every layer of this network (as tuned with --network); lib.find(layer=NAME)."
+    ),
     batch: Optional[int] = typer.Option(None, "--batch", help="The network's batch size, as tuned."),
 ) -> None:
     """Rebuild the best kernel of each chosen workload, re-check it, and write a loadable library."""
@@ -569,7 +576,9 @@ def report(
     html: bool = typer.Option(False, "--html", help="Also write OUT/report.html: the tables and curves in one file."),
     network: Optional[str] = typer.Option(None, help="Per layer of this network: count, trials, best, vendor; a bar chart."),
     batch: Optional[int] = typer.Option(None, "--batch", help="The network's batch size, as tuned."),
-    vendor: Optional[Path] = typer.Option(None, help="JSON {workload key or layer name: vendor seconds} (bench/network writes one)."),
+    vendor: Optional[Path] = typer.Option(
+        None, help="JSON {workload key or layer name: vendor seconds} (bench/network writes one)."
+    ),
 ) -> None:
     """Per workload: best latency, GOPS, trials, failures, time spent, searchers; tuning curves as PNGs."""
     if network:
@@ -638,7 +647,9 @@ def _report_network(db, source, batch, target, vendor, out_dir: Path, html: bool
     out.print(table)
     t = rep.network_totals(rows)
     if t["latency_s"] is not None:
-        line = f"network latency {t['latency_s'] * 1e3:.4f} ms over {t['tuned_layers']}/{t['layers']} layers, {t['trials']} trials"
+        line = (
+            f"network latency {t['latency_s'] * 1e3:.4f} ms over {t['tuned_layers']}/{t['layers']} layers, {t['trials']} trials"
+        )
         if t["vendor_s"]:
             line += f"; vendor {t['vendor_s'] * 1e3:.4f} ms on its layers ({t['vendor_s'] / t['heron_on_vendor_layers_s']:.2f}x)"
         out.print(line, highlight=False)

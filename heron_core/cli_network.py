@@ -15,14 +15,15 @@ from heron_core.network import Layer, Network, NetworkTask, load_network, networ
 from heron_core.registry import Registry
 from heron_core.task import PluginRef
 
-
 SHORT = {"stride": "s", "pad": "p", "dilation": "d", "output_pad": "op", "groups": "g", "batch": "b"}
 
 
 def shape_text(layer: Layer) -> str:
     """``N1 C64 H56 W56 K64 R3 S3 s1 p1``: dilation and groups only when not 1."""
     return " ".join(
-        f"{SHORT.get(k, k)}{v}" for k, v in layer.shape.items() if k != "channels_last" and not (k in ("dilation", "groups") and v == 1)
+        f"{SHORT.get(k, k)}{v}"
+        for k, v in layer.shape.items()
+        if k != "channels_last" and not (k in ("dilation", "groups") and v == 1)
     )
 
 
@@ -46,7 +47,7 @@ def show(console: Console, network: Network, items: list[NetworkTask], target: s
         console.print(rest)
     tunable = sum(i.layer.count for i in items if i.task)
     console.print(
-        f"{sum(l.count for l in network.layers)} contraction nodes in {len(network.layers)} distinct layers "
+        f"{sum(layer.count for layer in network.layers)} contraction nodes in {len(network.layers)} distinct layers "
         f"({tunable} nodes tunable on {target}); {total} other nodes",
         highlight=False,
     )
@@ -121,7 +122,9 @@ def print_outcome(console: Console, outcome, items: list[NetworkTask]) -> None:
     skipped = [i for i in items if i.task is None]
     console.print(
         f"network latency {lat * 1e3:.4f} ms (sum of count x best latency over {sum(st.best < 1e10 for st in outcome.states)}"
-        f"/{len(outcome.states)} tuned tasks)" if lat else "network latency: no task has a correct kernel yet",
+        f"/{len(outcome.states)} tuned tasks)"
+        if lat
+        else "network latency: no task has a correct kernel yet",
         highlight=False,
     )
     console.print(
@@ -131,4 +134,3 @@ def print_outcome(console: Console, outcome, items: list[NetworkTask]) -> None:
     )
     if skipped:
         console.print(f"skipped {len(skipped)} layers not tunable on this target (heron network show lists why)", highlight=False)
-

@@ -64,4 +64,6 @@ def heron_runners():
 
 @hookimpl
 def heron_frontends():
-    return [PluginSpec("frontend", "presets", Presets, description="the figure-10 networks: resnet50, vgg16, inception-v3, bert-base")]
+    return [
+        PluginSpec("frontend", "presets", Presets, description="the figure-10 networks: resnet50, vgg16, inception-v3, bert-base")
+    ]

@@ -79,7 +79,14 @@ def build_network(
     for f in found:
         groups.setdefault((f.op, tuple(sorted(f.shape.items())), f.precision), []).append(f)
     layers = tuple(
-        Layer(name=fs[0].node, op=fs[0].op, shape=fs[0].shape, precision=fs[0].precision, count=len(fs), nodes=tuple(f.node for f in fs))
+        Layer(
+            name=fs[0].node,
+            op=fs[0].op,
+            shape=fs[0].shape,
+            precision=fs[0].precision,
+            count=len(fs),
+            nodes=tuple(f.node for f in fs),
+        )
         for fs in groups.values()
     )
     misses: dict[tuple[str, str], list[str]] = {}
@@ -120,21 +127,21 @@ def load_network(text: str, reg: Registry, options: dict[str, int] | None = None
     ``options`` (e.g. ``--batch``) win over those in the text."""
     source, given = parse_source(text)
     given.update(options or {})
-    frontends = [(spec, spec.factory(spec.params())) for spec in (reg.get("frontend", n) for n in reg.names("frontend"))]
+    frontends = [spec.factory(spec.params()) for spec in (reg.get("frontend", n) for n in reg.names("frontend"))]
     suffix = Path(source).suffix.lower()
-    for spec, fe in frontends:
+    for fe in frontends:
         if suffix and suffix in fe.suffixes:
             if not Path(source).is_file():
                 raise ConfigError(f"no model file {source}")
             return fe.load(source, given)
-    for spec, fe in frontends:
+    for fe in frontends:
         if source in fe.names():
             return fe.load(source, given)
     if Path(source).is_file():
-        known = ", ".join(s for _, fe in frontends for s in fe.suffixes) or "none"
+        known = ", ".join(s for fe in frontends for s in fe.suffixes) or "none"
         hint = " (pip install heron-frontend-onnx)" if suffix == ".onnx" else ""
         raise ConfigError(f"no frontend reads {source} (file suffixes read: {known}){hint}")
-    names = sorted(n for _, fe in frontends for n in fe.names())
+    names = sorted(n for fe in frontends for n in fe.names())
     raise ConfigError(f"unknown network '{source}': not a model file, nor a named network ({', '.join(names) or 'none'})")
 
 
@@ -174,4 +181,3 @@ def network_tasks(network: Network, target: PluginRef, reg: Registry, dtypes: tu
         except HeronError as exc:
             out.append(NetworkTask(layer, None, None, str(exc)))
     return out
-

@@ -5,8 +5,6 @@ with the batch size (and BERT's sequence length) as parameters: ``resnet50:batch
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from heron_core.errors import ConfigError
 from heron_core.network import Found, Frontend, Network, build_network
 
@@ -103,8 +101,14 @@ LAYERS: dict[str, tuple[tuple[str, str, tuple[int, ...], int], ...]] = {
         ("B3", "bmm", (192, 512, 512, 64), 12),
     ),
 }
-NAMES = {"resnet50": "resnet50", "vgg16": "vgg16", "inception-v3": "inceptionv3", "inceptionv3": "inceptionv3",
-         "bert-base": "bert", "bert": "bert"}
+NAMES = {
+    "resnet50": "resnet50",
+    "vgg16": "vgg16",
+    "inception-v3": "inceptionv3",
+    "inceptionv3": "inceptionv3",
+    "bert-base": "bert",
+    "bert": "bert",
+}
 SEQ_DIMS = {"B1": ("M",), "B2": ("M", "N"), "B3": ("M", "K")}  # BERT: dimensions that are the sequence length
 
 
@@ -121,8 +125,6 @@ def scaled(network: str, case: str, op: str, values: tuple[int, ...], batch: int
 
 
 class Presets(Frontend):
-    suffixes: ClassVar[tuple[str, ...]] = ()
-
     def names(self) -> list[str]:
         return list(NAMES)
 

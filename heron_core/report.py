@@ -242,11 +242,15 @@ def choose_target_key(db: RecordDB, workload_keys: set[str], target: str | None)
         if wk in workload_keys and (not target or target in tk):
             counts[tk] += n
     if not counts:
-        raise HeronError(f"no records of this network's layers in {db.path}" + (f" on a target matching '{target}'" if target else ""))
+        raise HeronError(
+            f"no records of this network's layers in {db.path}" + (f" on a target matching '{target}'" if target else "")
+        )
     return counts.most_common(1)[0][0]
 
 
-def network_layers(db: RecordDB, items, target: str | None, vendor: dict[str, float] | None = None) -> tuple[str, list[LayerReport]]:
+def network_layers(
+    db: RecordDB, items, target: str | None, vendor: dict[str, float] | None = None
+) -> tuple[str, list[LayerReport]]:
     """``items``: the network's :class:`~heron_core.network.NetworkTask`s. Returns the target key
     and one row per layer; ``vendor`` maps workload keys (or layer names) to the vendor's seconds."""
     keys = {i.workload_key for i in items if i.task}

@@ -187,7 +187,9 @@ class TaskScheduler:
             state = self.states[i]
             session = self.sessions[i] = self.tuner.open(state.item.spec, total=self.trials)
             if state.trials == 0 and self.params.transfer:
-                kin = sorted((t for t in self.states if t is not state and t.item.layer.op == state.item.layer.op), key=lambda t: t.best)
+                kin = sorted(
+                    (t for t in self.states if t is not state and t.item.layer.op == state.item.layer.op), key=lambda t: t.best
+                )
                 session.pending = transfer(session.space, [p for t in kin for _, p in t.top][: self.params.transfer])
         return self.sessions[i]
 

@@ -57,10 +57,10 @@ class Tuner:
     def close(self) -> None:
         self.runner.close()
 
-    def open(self, spec: TaskSpec, total: int | None = None, seeds: list[Point] = ()) -> TaskSession:
+    def open(self, spec: TaskSpec, total: int | None = None) -> TaskSession:
         """Start (or resume, from its records) tuning one task; ``total`` is the budget shown in
-        progress events (default: the config's trials); ``seeds`` are measured first."""
-        return TaskSession(self, spec, self.plan.config.trials if total is None else total, seeds)
+        progress events (default: the config's trials)."""
+        return TaskSession(self, spec, self.plan.config.trials if total is None else total)
 
     def tune(self, spec: TaskSpec) -> TuneOutcome:
         """Tune one task until its workload's records reach the config's trials (or ``stop``)."""
@@ -84,15 +84,18 @@ class Tuner:
 class TaskSession:
     """One task being tuned: its space, searcher and cost model, fed with the task's records;
     ``step`` measures and records one batch, ``learn`` tells the searcher and model about it.
-    The task scheduler drives several sessions, one batch at a time."""
+    The task scheduler drives several sessions, one batch at a time; points put in ``pending``
+    (transferred from similar tasks) are measured before the searcher's."""
 
-    def __init__(self, tuner: Tuner, spec: TaskSpec, total: int, seeds: list[Point] = ()):
+    def __init__(self, tuner: Tuner, spec: TaskSpec, total: int):
         cfg, reg = tuner.plan.config, tuner.reg
         self.tuner, self.total = tuner, total
         self.task = task = Task(spec, reg)
         self.space = SearchSpace(task)
         self.model = reg.get("cost_model", cfg.model.name).factory(tuner.plan.params["model"], self.space)
-        self.searcher = reg.get("searcher", cfg.search.name).factory(self.space, tuner.plan.params["search"], self.model, cfg.seed)
+        self.searcher = reg.get("searcher", cfg.search.name).factory(
+            self.space, tuner.plan.params["search"], self.model, cfg.seed
+        )
         self.history = [
             MeasureResult(r.point, r.status, r.costs, r.error) for r in tuner.db.records(task.workload_key, task.target_key)
         ]
@@ -100,7 +103,7 @@ class TaskSession:
             self.searcher.tell(self.history)
             self.model.fit(self.history)
         self.seen = {point_key(r.point) for r in self.history}
-        self.pending = [p for p in seeds if point_key(p) not in self.seen]
+        self.pending: list[Point] = []
         self.outcome = TuneOutcome(task, None, len(self.history), 0, searcher=cfg.search.name)
         self.best_s = min((r.latency for r in self.history), default=float("inf"))
         self.failed = sum(not r.ok for r in self.history)
@@ -132,7 +135,8 @@ class TaskSession:
         list when the searcher has none left (``outcome.exhausted``)."""
         outcome, clock, tuner = self.outcome, self.outcome.seconds, self.tuner
         t0 = time.perf_counter()
-        points, self.pending = self.pending[:n], self.pending[n:]
+        points = [p for p in self.pending[:n] if point_key(p) not in self.seen]
+        self.pending = self.pending[n:]
         if len(points) < n:
             points += [p for p in self.searcher.ask(n - len(points)) if point_key(p) not in self.seen]
         clock["search"] += time.perf_counter() - t0

@@ -69,8 +69,13 @@ def test_all_exhausted_stops():
 @pytest.mark.parametrize("target", [{"name": "dlboost", "microkernel": "generic", "num_cores": 2}])
 def test_transfer_completes_points_into_the_new_space(target):
     def space(shape):
-        spec = TaskSpec(target=PluginRef(**{"name": target["name"], "params": {k: v for k, v in target.items() if k != "name"}}),
-                        op="gemm", shape=shape, in_dtype="int8", out_dtype="int32")
+        spec = TaskSpec(
+            target=PluginRef(**{"name": target["name"], "params": {k: v for k, v in target.items() if k != "name"}}),
+            op="gemm",
+            shape=shape,
+            in_dtype="int8",
+            out_dtype="int32",
+        )
         return SearchSpace(Task(spec))
 
     small, large = space({"M": 32, "K": 64, "N": 32}), space({"M": 128, "K": 256, "N": 64})

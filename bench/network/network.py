@@ -38,12 +38,20 @@ def resnet50(torch):
             super().__init__()
             cout = width * 4
             self.body = nn.Sequential(
-                nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+                nn.Conv2d(cin, width, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.Conv2d(width, cout, 1, bias=False),
+                nn.BatchNorm2d(cout),
             )
-            self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                         if stride != 1 or cin != cout else nn.Identity())
+            self.skip = (
+                nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                if stride != 1 or cin != cout
+                else nn.Identity()
+            )
 
         def forward(self, x):
             return torch.relu(self.body(x) + self.skip(x))
@@ -54,8 +62,14 @@ def resnet50(torch):
             layers.append(Bottleneck(cin, width, stride if b == 0 else 1))
             cin = width * 4
     return nn.Sequential(
-        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
-        *layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000),
+        nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
+        nn.MaxPool2d(3, 2, 1),
+        *layers,
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(2048, 1000),
     )
 
 
@@ -104,8 +118,10 @@ def build_models(out: Path, seq: int) -> None:
     specs = {
         "resnet50": (resnet50(torch), {"x": torch.randn(1, 3, 224, 224)}),
         "mobilenetv2": (mobilenet_v2(torch), {"x": torch.randn(1, 3, 224, 224)}),
-        "bert-base": (Encoder(BertModel(BertConfig())), {"input_ids": torch.randint(0, 30000, (1, seq)),
-                                                "attention_mask": torch.ones(1, seq, dtype=torch.int64)}),
+        "bert-base": (
+            Encoder(BertModel(BertConfig())),
+            {"input_ids": torch.randint(0, 30000, (1, seq)), "attention_mask": torch.ones(1, seq, dtype=torch.int64)},
+        ),
     }
     for name, (model, inputs) in specs.items():
         model.eval()
@@ -123,11 +139,19 @@ def build_models(out: Path, seq: int) -> None:
                 if not self.left:
                     return None
                 self.left -= 1
-                return {k: (rng.standard_normal(v.shape).astype(np.float32) if v.dtype == torch.float32
-                            else v.numpy()) for k, v in inputs.items()}
+                return {
+                    k: (rng.standard_normal(v.shape).astype(np.float32) if v.dtype == torch.float32 else v.numpy())
+                    for k, v in inputs.items()
+                }
 
-        quantize_static(str(path), str(out / f"{name}_int8.onnx"), Random(), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(path),
+            str(out / f"{name}_int8.onnx"),
+            Random(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
         print(f"wrote {path} and {name}_int8.onnx", flush=True)
 
 
@@ -158,8 +182,16 @@ def tune(network, net, items, strategy: str, trials: int, cores: int, microkerne
 
     slug = network.replace(":", "_").replace("=", "").replace(",", "_").replace("/", "_")
     db_path = WORK / f"{slug}_{strategy}.db"
-    cfg = build_config({"target": {"name": "dlboost", "num_cores": cores, "microkernel": microkernel}, "trials": trials,
-                        "batch_size": 8, "search": search, "model": model, "db": str(db_path)})
+    cfg = build_config(
+        {
+            "target": {"name": "dlboost", "num_cores": cores, "microkernel": microkernel},
+            "trials": trials,
+            "batch_size": 8,
+            "search": search,
+            "model": model,
+            "db": str(db_path),
+        }
+    )
     p = plan(cfg, registry())
     db = RecordDB(db_path)
     tuner = Tuner(p, registry(), db)
@@ -170,8 +202,11 @@ def tune(network, net, items, strategy: str, trials: int, cores: int, microkerne
         if kind == "network_round" and time.time() - last[0] > 30:
             last[0] = time.time()
             lat = data["latency_s"]
-            print(f"  {strategy}: {data['spent']}/{data['total']} trials, {data['tasks_tuned']}/{data['tasks']} tasks, "
-                  f"latency {lat * 1e3 if lat else float('nan'):.3f} ms", flush=True)
+            print(
+                f"  {strategy}: {data['spent']}/{data['total']} trials, {data['tasks_tuned']}/{data['tasks']} tasks, "
+                f"latency {lat * 1e3 if lat else float('nan'):.3f} ms",
+                flush=True,
+            )
 
     try:
         outcome = TaskScheduler(tuner, net, items, trials, SchedulerParams(strategy=strategy), progress).run()
@@ -192,8 +227,15 @@ def tune(network, net, items, strategy: str, trials: int, cores: int, microkerne
         "wall_s": clock["wall_s"],
         "seconds": clock["seconds"],
         "latency_s": outcome.latency_s,
-        "layers": {s.item.layer.name: {"workload_key": s.item.workload_key, "count": s.weight, "trials": s.trials,
-                                       "best_s": s.best if s.best < 1e10 else None} for s in outcome.states},
+        "layers": {
+            s.item.layer.name: {
+                "workload_key": s.item.workload_key,
+                "count": s.weight,
+                "trials": s.trials,
+                "best_s": s.best if s.best < 1e10 else None,
+            }
+            for s in outcome.states
+        },
         "db": str(db_path.relative_to(ROOT)),
     }
 
@@ -209,16 +251,16 @@ def vendor_times(items, cores: int, isa: str) -> dict:
             continue
         got = measure_vendor(item.layer.op, item.task.op.shape.as_ints(), threads=cores, isa=isa, timeout=600)
         best = got.get("best")
-        cache[key] = {"best": best["path"] if best else None, "s": best["ms"] / 1e3 if best else None,
-                      "error": got.get("error")}
+        cache[key] = {"best": best["path"] if best else None, "s": best["ms"] / 1e3 if best else None, "error": got.get("error")}
         cache_path.write_text(json.dumps(cache, indent=1))
         print(f"  vendor {key}: {best} {cache[key]['s']}", flush=True)
     return {i.workload_key: cache[i.workload_key] for i in items}
 
 
 def run(args) -> None:
-    import heron_core.tvm_compat as tc
     from vendor import cpu_info
+
+    import heron_core.tvm_compat as tc
 
     WORK.mkdir(parents=True, exist_ok=True)
     net, items, target = load_items(args.network, args.cores, args.microkernel)
@@ -257,12 +299,18 @@ def run(args) -> None:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Network benchmark: {r['network']} on dlboost ({r['machine']['cpu']})", "",
-             f"{r['pinned']}; search {r['search']}, model {r['model']}, {r['per_task']} trials per task "
-             f"for round-robin; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py.", ""]
+    lines = [
+        f"# Network benchmark: {r['network']} on dlboost ({r['machine']['cpu']})",
+        "",
+        f"{r['pinned']}; search {r['search']}, model {r['model']}, {r['per_task']} trials per task "
+        f"for round-robin; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py.",
+        "",
+    ]
     if r["not_tunable"]:
-        lines.append("Not tunable on this target today (skipped): " + "; ".join(
-            f"{x['layer']} x{x['count']} ({x['reason']})" for x in r["not_tunable"]))
+        lines.append(
+            "Not tunable on this target today (skipped): "
+            + "; ".join(f"{x['layer']} x{x['count']} ({x['reason']})" for x in r["not_tunable"])
+        )
         lines.append("")
     if r["tasks_not_tuned"]:
         lines.append(f"Left out of this run (budget): {', '.join(r['tasks_not_tuned'])}")
@@ -298,8 +346,10 @@ def markdown(r: dict) -> str:
     if {"gradient", "round_robin"} <= set(r["runs"]):
         g, rr = r["runs"]["gradient"], r["runs"]["round_robin"]
         if g["complete"] and rr["complete"]:
-            lines.append(f"- gradient / round-robin network latency: {g['latency_s'] / rr['latency_s']:.3f} with "
-                         f"{g['trials'] / rr['trials']:.0%} of the trials (target: <= 1.05 with <= 60%)")
+            lines.append(
+                f"- gradient / round-robin network latency: {g['latency_s'] / rr['latency_s']:.3f} with "
+                f"{g['trials'] / rr['trials']:.0%} of the trials (target: <= 1.05 with <= 60%)"
+            )
     lines.append("")
     return "\n".join(lines)
 

@@ -93,7 +93,9 @@ def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, int
         model = onnx.load(path, load_external_data=False)
         onnx.checker.check_model(model)
     except Exception as exc:  # protobuf DecodeError, ValidationError, OSError...
-        raise ConfigError(f"{path} is not a readable ONNX model: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+        raise ConfigError(
+            f"{path} is not a readable ONNX model: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
     batch, used = options.get("batch", 1), None
     unknown = sorted(set(options) - {"batch"} - {d.dim_param for i in model.graph.input for d in i.type.tensor_type.shape.dim})
     if unknown:
@@ -110,7 +112,9 @@ def read_model(path: str, options: dict[str, int]) -> tuple[onnx.ModelProto, int
             elif i == 0:
                 dim.dim_value = used = batch
             else:
-                raise ConfigError(f"{path}: input '{inp.name}' dimension {i} ('{dim.dim_param}') is not fixed: pass {dim.dim_param or 'it'}=N")
+                raise ConfigError(
+                    f"{path}: input '{inp.name}' dimension {i} ('{dim.dim_param}') is not fixed: pass {dim.dim_param or 'it'}=N"
+                )
     try:
         inferred = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as exc:
@@ -173,7 +177,9 @@ def map_conv(g: Graph, node: onnx.NodeProto, data: str, weight: str) -> tuple[st
     spatial, kernel = CONV_FIELDS[rank]
     op = CONV_OPS[rank]
     shape = {"N": x[0], "C": x[1], **dict(zip(spatial, x[2:])), "K": w[0], **dict(zip(kernel, w[2:]))}
-    shape.update(stride=_one(strides, "strides"), pad=_conv_pads(a, x, w, strides, dilations), dilation=_one(dilations, "dilations"))
+    shape.update(
+        stride=_one(strides, "strides"), pad=_conv_pads(a, x, w, strides, dilations), dilation=_one(dilations, "dilations")
+    )
     if group != 1:
         if "groups" not in registry().get("operator", op).factory.Shape.model_fields:
             kind = "depthwise" if group == x[1] else "grouped"
@@ -295,4 +301,3 @@ class OnnxFrontend(Frontend):
         given = {**({"batch": batch} if batch else {}), **{k: v for k, v in options.items() if k != "batch"}}
         label = ",".join(f"{k}={v}" for k, v in given.items())
         return import_graph(model, f"{Path(source).stem}:{label}" if label else Path(source).stem, source)
-

@@ -22,8 +22,13 @@ MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
 
 
 def heron(*args, check=True):
-    proc = subprocess.run([sys.executable, "-m", "heron_core.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "80"}, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "heron_core.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=600,
+    )
     if check and proc.returncode:
         raise AssertionError(f"heron {args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -39,13 +44,24 @@ def models(tmp_path_factory):
 
 def test_fp32_layers_counts_and_unmapped_nodes(models):
     net = load_network(str(models / "tiny.onnx"), registry(), {"batch": 2})
-    layers = {l.name: l for l in net.layers}
+    layers = {layer.name: layer for layer in net.layers}
     assert set(layers) == {"conv_a", "fc", "proj"}
     assert layers["conv_a"].count == 2 and layers["conv_a"].nodes == ("conv_a", "conv_b")  # identical convs merged
-    assert layers["conv_a"].shape == {"N": 2, "C": 16, "H": 8, "W": 8, "K": 16, "R": 3, "S": 3, "stride": 1, "pad": 1, "dilation": 1}
+    assert layers["conv_a"].shape == {
+        "N": 2,
+        "C": 16,
+        "H": 8,
+        "W": 8,
+        "K": 16,
+        "R": 3,
+        "S": 3,
+        "stride": 1,
+        "pad": 1,
+        "dilation": 1,
+    }
     assert (layers["fc"].op, layers["fc"].shape) == ("dense", {"M": 2, "K": 1024, "N": 16})  # Gemm transB=1
     assert (layers["proj"].op, layers["proj"].shape) == ("gemm", {"M": 2, "K": 16, "N": 32})
-    assert all(l.precision == "float" for l in net.layers)
+    assert all(layer.precision == "float" for layer in net.layers)
     unmapped = {u.op_type: u for u in net.unmapped}
     assert unmapped["Conv"].count == 1 and "grouped convolution" in unmapped["Conv"].reason  # until conv2d takes groups
     assert unmapped["Relu"].count == 1 and unmapped["Flatten"].count == 1
@@ -53,7 +69,7 @@ def test_fp32_layers_counts_and_unmapped_nodes(models):
 
 def test_qdq_layers_are_int8_and_absorb_their_quantize_nodes(models):
     net = load_network(str(models / "tiny_qdq.onnx"), registry())
-    assert [(l.op, l.precision) for l in net.layers] == [("conv2d", "int8"), ("gemm", "int8")]
+    assert [(layer.op, layer.precision) for layer in net.layers] == [("conv2d", "int8"), ("gemm", "int8")]
     assert net.layers[1].shape == {"M": 16, "K": 32, "N": 16}
     rest = {u.op_type: u.count for u in net.unmapped}
     assert rest == {"QuantizeLinear": 1, "DequantizeLinear": 1, "Reshape": 1}  # the input's Q/DQ pair only
@@ -76,8 +92,14 @@ def test_show_lists_layers_and_refused_ones_and_broken_files_exit_2(models, tmp_
 
 def test_network_tune_interrupt_resume_report_export(models, tmp_path):
     db_path, model = tmp_path / "net.db", str(models / "tiny.onnx")
-    cfg = build_config({"target": {"name": "dlboost", "microkernel": MICROKERNEL, "num_cores": 1}, "trials": 16,
-                        "batch_size": 4, "db": str(db_path)})
+    cfg = build_config(
+        {
+            "target": {"name": "dlboost", "microkernel": MICROKERNEL, "num_cores": 1},
+            "trials": 16,
+            "batch_size": 4,
+            "db": str(db_path),
+        }
+    )
     p = plan(cfg, registry())
     net = load_network(model, registry())
     items = network_tasks(net, p.tasks[0].target, registry())

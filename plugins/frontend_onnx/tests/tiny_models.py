@@ -30,8 +30,13 @@ def fp32_model(path) -> None:
         "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16, 8, 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 32])],
-        [_init("wa", w(16, 16, 3, 3)), _init("wb", w(16, 16, 3, 3)), _init("wg", w(16, 8, 3, 3)),
-         _init("wd", w(16, 1024)), _init("wm", w(16, 32))],
+        [
+            _init("wa", w(16, 16, 3, 3)),
+            _init("wb", w(16, 16, 3, 3)),
+            _init("wg", w(16, 8, 3, 3)),
+            _init("wd", w(16, 1024)),
+            _init("wm", w(16, 32)),
+        ],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
@@ -59,7 +64,13 @@ def qdq_model(path) -> None:
         "tiny_qdq",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 4, 4])],
         [helper.make_tensor_value_info("yd", TensorProto.FLOAT, [16, 16])],
-        [scale, zero, wz, _init("wq", rng.integers(-8, 8, (32, 16, 1, 1)).astype(np.int8)),
-         _init("mq", rng.integers(-8, 8, (32, 16)).astype(np.int8)), _init("shape", np.array([16, 32], np.int64))],
+        [
+            scale,
+            zero,
+            wz,
+            _init("wq", rng.integers(-8, 8, (32, 16, 1, 1)).astype(np.int8)),
+            _init("mq", rng.integers(-8, 8, (32, 16)).astype(np.int8)),
+            _init("shape", np.array([16, 32], np.int64)),
+        ],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
