@@ -294,8 +294,25 @@ def run(args) -> None:
     stem = f"network_{Path(args.network.split(':')[0]).stem}_{args.cores}c"
     out = BENCH / "results" / f"{stem}.json"
     out.write_text(json.dumps(result, indent=1))
+    charts(stem, args.network, chosen, runs, {k: v["s"] for k, v in vendor.items() if v.get("s")})
     (BENCH / "results" / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
+
+
+def charts(stem: str, network: str, items, runs: dict, vendor_s: dict) -> None:
+    """The figure-10 style chart of each run (heron report --network's), and the vendor timings as
+    ``heron report --network ... --vendor`` takes them."""
+    from heron_core import report as rep
+    from heron_core.records import RecordDB
+
+    (BENCH / "results" / f"{stem}_vendor.json").write_text(json.dumps(vendor_s, indent=1))
+    for strategy, run_ in runs.items():
+        db = RecordDB(ROOT / run_["db"])
+        try:
+            target_key, rows = rep.network_layers(db, items, None, vendor_s)
+        finally:
+            db.close()
+        rep.network_chart(rows, BENCH / "results" / f"{stem}_{strategy}.png", f"{network} ({strategy}) on {target_key}")
 
 
 def markdown(r: dict) -> str:
