@@ -173,7 +173,9 @@ def heaviest(items, k: int | None):
     return sorted(tunable, key=lambda i: -i.layer.count * i.task.op.op_count())[:k]
 
 
-def tune(network, net, items, strategy: str, trials: int, cores: int, microkernel: str, search: str, model: str) -> dict:
+def tune(
+    network, net, items, strategy: str, trials: int, cores: int, microkernel: str, search: str, model: str, batch: int
+) -> dict:
     from heron_core.config import build_config, plan
     from heron_core.records import RecordDB
     from heron_core.registry import registry
@@ -186,7 +188,7 @@ def tune(network, net, items, strategy: str, trials: int, cores: int, microkerne
         {
             "target": {"name": "dlboost", "num_cores": cores, "microkernel": microkernel},
             "trials": trials,
-            "batch_size": 8,
+            "batch_size": batch,
             "search": search,
             "model": model,
             "db": str(db_path),
@@ -271,7 +273,9 @@ def run(args) -> None:
     for strategy in args.strategies.split(","):
         budget = full if strategy == "round_robin" else int(round(full * args.gradient_share))
         print(f"{args.network}: {strategy}, {budget} trials over {len(chosen)} tasks", flush=True)
-        runs[strategy] = tune(args.network, net, chosen, strategy, budget, args.cores, args.microkernel, args.search, args.model)
+        runs[strategy] = tune(
+            args.network, net, chosen, strategy, budget, args.cores, args.microkernel, args.search, args.model, args.batch_size
+        )
     cpu = cpu_info()
     isa = "vnni" if cpu["amx_present"] else "native"
     vendor = vendor_times(chosen, args.cores, isa) if not args.no_vendor else {}
@@ -284,6 +288,7 @@ def run(args) -> None:
         "search": args.search,
         "model": args.model,
         "per_task": args.per_task,
+        "batch_size": args.batch_size,
         "tasks_tuned": [i.layer.name for i in chosen],
         "tasks_not_tuned": [i.layer.name for i in items if i.task and i not in chosen],
         "not_tunable": refused,
@@ -320,7 +325,7 @@ def markdown(r: dict) -> str:
         f"# Network benchmark: {r['network']} on dlboost ({r['machine']['cpu']})",
         "",
         f"{r['pinned']}; search {r['search']}, model {r['model']}, {r['per_task']} trials per task "
-        f"for round-robin; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py.",
+        f"for round-robin, rounds of {r['batch_size']}; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py.",
         "",
     ]
     if r["not_tunable"]:
@@ -381,6 +386,7 @@ def main() -> None:
     r.add_argument("network", help="a preset (resnet50:batch=1, bert-base:batch=1,seq=128) or an ONNX file")
     r.add_argument("--per-task", type=int, default=30)
     r.add_argument("--cores", type=int, default=1)
+    r.add_argument("--batch-size", type=int, default=8, help="trials per scheduler round")
     r.add_argument("--layers", type=int, default=None, help="only the K heaviest tunable layers")
     r.add_argument("--strategies", default="round_robin,gradient")
     r.add_argument("--gradient-share", type=float, default=0.6, help="gradient's budget as a share of round-robin's")
