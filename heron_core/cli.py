@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 records_app = typer.Typer(no_args_is_help=True, help="Move records between databases as JSON Lines.")
 app.add_typer(records_app, name="records")
+network_app = typer.Typer(no_args_is_help=True, help="Networks: the tunable layers of a model or a named network.")
+app.add_typer(network_app, name="network")
 out = Console()
 err = Console(stderr=True)
 INTERRUPTED = "interrupted: every finished measurement is recorded; re-run the same command to resume"
@@ -111,6 +113,13 @@ def tune(
     runner_param: Optional[list[str]] = typer.Option(None, "--runner-param", help="KEY=VALUE for the runner."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only the PASS/FAIL lines and errors."),
     json_events: bool = typer.Option(False, "--json", help="Machine-readable events on stdout, one JSON object per line."),
+    network: Optional[str] = typer.Option(
+        None, help="Tune a network: an ONNX file or a named one (resnet50:batch=1); --trials is its total."
+    ),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", help="The network's batch size (presets; free input dimensions of a model)."
+    ),
+    strategy: str = typer.Option("gradient", help="Network task scheduler: gradient or round_robin."),
 ) -> None:
     """Tune operators on a target; every measurement is recorded, and a re-run resumes.
 
@@ -149,6 +158,11 @@ def _tune(**a) -> None:
     plan = cfgmod.plan(cfg, reg, legacy)
     for note in notes + plan.notes:
         err.print(f"[dim]note: {note}[/dim]")
+    if a["network"]:
+        if a["op"] or a["shape"]:
+            raise ConfigError("--network tunes the network's layers: leave out --op and --shape")
+        dtypes = (cfg.in_dtype, cfg.out_dtype) if {"in_dtype", "out_dtype"} & cfg.model_fields_set else None
+        return _tune_network(a, plan, reg, dtypes)
     tasks = [Task(spec, reg) for spec in plan.tasks]  # every input checked before anything is written
     for task in tasks:
         task.target.check_host()
@@ -185,6 +199,53 @@ def _tune(**a) -> None:
         err.print(f"[dim]records: {db.path}[/dim]")
     if code:
         raise typer.Exit(code)
+
+
+def _tune_network(a: dict, plan, reg, dtypes) -> None:
+    from pydantic import ValidationError
+
+    from heron_core import cli_network
+    from heron_core.records import RecordDB
+    from heron_core.scheduler import SchedulerParams, TaskScheduler
+    from heron_core.task import explain
+    from heron_core.tuner import Tuner
+
+    try:
+        params = SchedulerParams(strategy=a["strategy"])
+    except ValidationError as exc:
+        raise ConfigError(f"--strategy: {explain(exc)}") from None
+    target_ref = plan.tasks[0].target
+    network, items = cli_network.resolve(a["network"], reg, a["batch"], target_ref, dtypes)
+    if not network.layers:
+        raise ConfigError(f"{network.source}: no layer Heron can tune (see heron network show)")
+    for item in items:
+        if item.task is None:
+            err.print(f"[dim]not tunable on this target: {escape(item.layer.name)} ({escape(item.reason or '')})[/dim]")
+    if not any(i.task for i in items):
+        raise ConfigError(f"no layer of {network.name} is tunable on target '{target_ref.name}'")
+    next(i.task for i in items if i.task).target.check_host()
+    db = RecordDB(plan.config.db or default_db())
+    view = cli_network.NetworkJson() if a["json_events"] else cli_network.NetworkProgress(err, a["quiet"])
+    stop = threading.Event()
+    tuner = Tuner(plan, reg, db, view.event, stop.is_set)
+    scheduler = TaskScheduler(tuner, network, items, plan.config.trials, params, view.event)
+    try:
+        with view, _stop_on_sigint(stop, view.stopping):
+            outcome = scheduler.run()
+    except KeyboardInterrupt:  # the second Ctrl-C
+        outcome = None
+    finally:
+        tuner.close()
+        db.close()
+    if outcome is None or outcome.interrupted:
+        err.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        raise typer.Exit(130)
+    if not a["json_events"]:
+        cli_network.print_outcome(out, outcome, items)
+    if not (a["quiet"] or a["json_events"]):
+        err.print(f"[dim]records: {db.path}; heron report --network {a['network']}[/dim]")
+    if outcome.latency_s is None:
+        raise typer.Exit(1)
 
 
 @contextmanager
@@ -543,19 +604,30 @@ def export(
     target: Optional[str] = typer.Option(None, help="Only targets whose key contains this (e.g. dlboost)."),
     workload: Optional[str] = typer.Option(None, help="Only workload keys containing this."),
     all_: bool = typer.Option(False, "--all", help="Every workload in the database."),
+    network: Optional[str] = typer.Option(
+        None, help="Every layer of this network (as tuned with --network); lib.find(layer=NAME)."
+    ),
+    batch: Optional[int] = typer.Option(None, "--batch", help="The network's batch size, as tuned."),
 ) -> None:
     """Rebuild the best kernel of each chosen workload, re-check it, and write a loadable library."""
 
     def run():
-        from heron_core.export import export_library, select
+        from heron_core.export import export_library, select, select_network
         from heron_core.registry import registry
 
         rdb = _open_db(db)
+        layers = None
         try:
-            records = select(rdb, op=op, target=target, workload=workload, everything=all_)
+            if network:
+                items = _network_items(network, batch, target)
+                records, layers, missing = select_network(rdb, items, target)
+                for line in missing:
+                    err.print(f"[dim]not exported: {escape(line)}[/dim]")
+            else:
+                records = select(rdb, op=op, target=target, workload=workload, everything=all_)
         finally:
             rdb.close()
-        for entry in export_library(records, out_dir, registry()):
+        for entry in export_library(records, out_dir, registry(), layers):
             speed = f"{entry['latency_s'] * 1e3:.4f} ms, {entry['gops']:.1f} GOPS"
             out.print(f"exported {entry['workload_key']} ({speed}) -> {out_dir / entry['module']}")
         out.print(f"load it with: heron_core.load_library({str(out_dir)!r})", highlight=False)
@@ -570,8 +642,16 @@ def report(
     target: Optional[str] = typer.Option(None, help="Only targets whose key contains this."),
     out_dir: Path = typer.Option(Path("."), "--out", help="Folder for the tuning-curve PNGs (and report.html)."),
     html: bool = typer.Option(False, "--html", help="Also write OUT/report.html: the tables and curves in one file."),
+    network: Optional[str] = typer.Option(None, help="Per layer of this network: count, trials, best, vendor; a bar chart."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="The network's batch size, as tuned."),
+    vendor: Optional[Path] = typer.Option(
+        None, help="JSON {workload key or layer name: vendor seconds} (bench/network writes one)."
+    ),
 ) -> None:
     """Per workload: best latency, GOPS, trials, failures, time spent, searchers; tuning curves as PNGs."""
+    if network:
+        _guard(lambda: _report_network(db, network, batch, target, vendor, out_dir, html))
+        return
 
     def show():
         from heron_core import report as rep
@@ -594,6 +674,76 @@ def report(
             out.print(f"report: {page}", highlight=False, soft_wrap=True)
 
     _guard(show)
+
+
+def _network_items(source: str, batch: int | None, target: str | None):
+    """A network's layers as tasks of the target named by ``target``'s first component (default dlboost)."""
+    from heron_core.cli_network import resolve
+    from heron_core.registry import registry
+    from heron_core.task import PluginRef
+
+    name = (target or "dlboost").split("/")[0]
+    return resolve(source, registry(), batch, PluginRef(name=name))[1]
+
+
+def _report_network(db, source, batch, target, vendor, out_dir: Path, html: bool) -> None:
+    from heron_core import report as rep
+    from heron_core.cli_network import resolve
+    from heron_core.registry import registry
+    from heron_core.task import PluginRef
+
+    network, items = resolve(source, registry(), batch, PluginRef(name=(target or "dlboost").split("/")[0]))
+    try:
+        vendor_s = json.loads(vendor.read_text()) if vendor else None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--vendor {vendor}: {exc}") from None
+    rdb = _open_db(db)
+    try:
+        target_key, rows = rep.network_layers(rdb, items, target, vendor_s)
+    finally:
+        rdb.close()
+    table = Table(title=f"{network.name} on {target_key}")
+    for h in rep.LAYER_HEADERS:
+        table.add_column(h, overflow="fold", justify="left" if h in ("layer", "op") else "right")
+    for cells in rep.layer_cells(rows):
+        table.add_row(*map(escape, cells))
+    out.print(table)
+    t = rep.network_totals(rows)
+    if t["latency_s"] is not None:
+        line = (
+            f"network latency {t['latency_s'] * 1e3:.4f} ms over {t['tuned_layers']}/{t['layers']} layers, {t['trials']} trials"
+        )
+        if t["vendor_s"]:
+            line += f"; vendor {t['vendor_s'] * 1e3:.4f} ms on its layers ({t['vendor_s'] / t['heron_on_vendor_layers_s']:.2f}x)"
+        out.print(line, highlight=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.=,-]+", "_", network.name).strip("_")
+    png = rep.network_chart(rows, out_dir / f"{stem}.png", f"{network.name} on {target_key}")
+    out.print(f"chart: {png}", highlight=False, soft_wrap=True)
+    if html:
+        page = out_dir / f"{stem}.html"
+        page.write_text(rep.render_network_html(f"{network.name} on {target_key}", rows, t, png.read_bytes()))
+        out.print(f"report: {page}", highlight=False, soft_wrap=True)
+
+
+@network_app.command("show")
+def network_show(
+    model: str = typer.Argument(..., help="An ONNX file, or a named network (resnet50, bert-base:seq=128, ...)."),
+    target: str = typer.Option("dlboost", help="Target whose tunable layers to mark."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch size (presets; free input dimensions of a model)."),
+) -> None:
+    """The layers Heron would tune (operator, shape, precision, count), those the target refuses and why,
+    and every node that is not a layer, with its count."""
+
+    def run():
+        from heron_core.cli_network import resolve, show
+        from heron_core.registry import registry
+        from heron_core.task import PluginRef
+
+        network, items = resolve(model, registry(), batch, PluginRef(name=target))
+        show(out, network, items, target)
+
+    _guard(run)
 
 
 @records_app.command("export")

@@ -17,6 +17,7 @@ from heron_core.ops.mean import Mean
 from heron_core.ops.scan import Scan
 from heron_core.ops.t2d import T2d
 from heron_core.ops.var import Var
+from heron_core.presets import Presets
 from heron_core.registry import PluginSpec
 from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.searcher import ConstrainedRandomParams, ConstrainedRandomSearcher
@@ -61,4 +62,11 @@ def heron_runners():
             LocalRunnerParams,
             "parallel builds in worker processes, isolated timed runs checked against numpy",
         )
+    ]
+
+
+@hookimpl
+def heron_frontends():
+    return [
+        PluginSpec("frontend", "presets", Presets, description="the figure-10 networks: resnet50, vgg16, inception-v3, bert-base")
     ]

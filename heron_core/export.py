@@ -97,8 +97,31 @@ def _verify(task: Task, module_path: Path, record: Record) -> None:
         raise HeronError(f"record {record.id} ({record.workload_key}) rebuilt here no longer matches the numpy reference")
 
 
-def export_library(records: list[Record], out: Path, reg: Registry) -> list[dict]:
-    """Write ``records`` into the library at ``out`` (created, or updated: same keys replaced)."""
+def select_network(db: RecordDB, items, target: str | None) -> tuple[list[Record], dict[str, str], list[str]]:
+    """The best record of each tunable layer of a network (``NetworkTask``s) on the target key
+    (containing ``target``) with the most of its records; the layer index (every layer and source
+    node name -> workload key) and the layers left out (no correct kernel, or not tunable)."""
+    from heron_core.report import choose_target_key
+
+    target_key = choose_target_key(db, {i.workload_key for i in items if i.task}, target)
+    best = {r.workload_key: r for r in db.best() if r.target_key == target_key}
+    records, layers, missing = {}, {}, []
+    for item in items:
+        record = best.get(item.workload_key) if item.task else None
+        if record is None:
+            missing.append(f"{item.layer.name} ({item.reason or 'no correct kernel recorded'})")
+            continue
+        records[record.workload_key] = record
+        for name in (item.layer.name, *item.layer.nodes):
+            layers[name] = record.workload_key
+    if not records:
+        raise ConfigError(f"no layer of the network has a correct kernel on {target_key} to export")
+    return list(records.values()), layers, missing
+
+
+def export_library(records: list[Record], out: Path, reg: Registry, layers: dict[str, str] | None = None) -> list[dict]:
+    """Write ``records`` into the library at ``out`` (created, or updated: same keys replaced);
+    ``layers`` (layer name -> workload key) is merged into the manifest's layer index."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
     manifest = Library.read_manifest(manifest_path) if manifest_path.exists() else {"heron_library": FORMAT, "kernels": []}
@@ -106,5 +129,7 @@ def export_library(records: list[Record], out: Path, reg: Registry) -> list[dict
     fresh = {(e["workload_key"], e["target_key"]) for e in entries}
     kept = [e for e in manifest["kernels"] if (e["workload_key"], e["target_key"]) not in fresh]
     manifest["kernels"] = kept + entries
+    if layers:
+        manifest["layers"] = {**manifest.get("layers", {}), **layers}
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True))
     return entries

@@ -1,4 +1,4 @@
-"""The five extension points of Heron, as pluggy hook specifications.
+"""The six extension points of Heron, as pluggy hook specifications.
 
 A plugin is a module registered under the entry-point group ``heron``; it implements any of
 these hooks with ``@heron_core.hookimpl`` and returns a list of :class:`~heron_core.registry.PluginSpec`.
@@ -36,3 +36,9 @@ def heron_cost_models():
 @hookspec
 def heron_runners():
     """Runners: specs whose factory builds a :class:`heron_core.runner.Runner`."""
+
+
+@hookspec
+def heron_frontends():
+    """Model importers: specs whose factory builds a :class:`heron_core.network.Frontend` (a model
+    file or a named network -> a :class:`heron_core.network.Network` of tunable tasks)."""

@@ -181,8 +181,14 @@ class Library:
             raise LibraryError(f"no kernel {workload_key} in {self.path} (it has: {', '.join(self.kernels)})")
         return self.kernels[workload_key]
 
-    def find(self, op: str, **shape: int) -> Kernel:
-        """The kernel of operator ``op`` whose shape parameters include ``shape``."""
+    def find(self, op: str | None = None, layer: str | None = None, **shape: int) -> Kernel:
+        """The kernel of operator ``op`` whose shape parameters include ``shape``, or, with
+        ``layer``, the kernel of that layer (or source node) of an exported network."""
+        if layer is not None:
+            key = self.manifest.get("layers", {}).get(layer)
+            if key is None:
+                raise LibraryError(f"no layer '{layer}' in {self.path} (exported with heron export --network)")
+            return self[key]
         for entry in self.manifest["kernels"]:
             if entry["op"] == op and all(entry["shape"].get(k) == v for k, v in shape.items()):
                 return self.kernels[entry["workload_key"]]

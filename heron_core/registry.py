@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict
 from heron_core import hookspecs
 from heron_core.errors import ConfigError, PluginError
 
-Kind = Literal["target", "operator", "searcher", "cost_model", "runner"]
+Kind = Literal["target", "operator", "searcher", "cost_model", "runner", "frontend"]
 KINDS: dict[Kind, str] = {
     "target": "heron_targets",
     "operator": "heron_operators",
     "searcher": "heron_searchers",
     "cost_model": "heron_cost_models",
     "runner": "heron_runners",
+    "frontend": "heron_frontends",
 }
 ENTRY_POINT_GROUP = "heron"
 
@@ -33,6 +34,7 @@ KNOWN_DISTRIBUTIONS: dict[str, str] = {
     "searcher:sa": "heron-search-ga",
     "searcher:random": "heron-search-ga",
     "cost_model:gbdt": "heron-model-gbdt",
+    "frontend:onnx": "heron-frontend-onnx",
 }
 
 

@@ -250,3 +250,147 @@ def render_html(reports: list[WorkloadReport], images: list[bytes], title: str =
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<table><tr>{head}</tr>{body}</table>{figures}</body></html>\n"
     )
+
+
+# --- networks (``heron report --network``) ------------------------------------------------
+
+
+@dataclass
+class LayerReport:
+    """One layer of a network on one target: its count, trials (the scheduler's allocation), best
+    latency, and the vendor's latency where one is given."""
+
+    name: str
+    op: str
+    count: int
+    workload_key: str | None
+    reason: str | None = None  # why the target cannot tune it
+    trials: int = 0
+    best_latency_s: float | None = None
+    op_count: float | None = None
+    vendor_s: float | None = None
+
+    @property
+    def gops(self) -> float | None:
+        return self.op_count / self.best_latency_s / 1e9 if self.op_count and self.best_latency_s else None
+
+    @property
+    def speedup(self) -> float | None:
+        return self.vendor_s / self.best_latency_s if self.vendor_s and self.best_latency_s else None
+
+
+def choose_target_key(db: RecordDB, workload_keys: set[str], target: str | None) -> str:
+    """The target key (containing ``target``) holding the most records of these workloads."""
+    counts: Counter = Counter()
+    for wk, tk, n, _ in db.summary():
+        if wk in workload_keys and (not target or target in tk):
+            counts[tk] += n
+    if not counts:
+        raise HeronError(
+            f"no records of this network's layers in {db.path}" + (f" on a target matching '{target}'" if target else "")
+        )
+    return counts.most_common(1)[0][0]
+
+
+def network_layers(
+    db: RecordDB, items, target: str | None, vendor: dict[str, float] | None = None
+) -> tuple[str, list[LayerReport]]:
+    """``items``: the network's :class:`~heron_core.network.NetworkTask`s. Returns the target key
+    and one row per layer; ``vendor`` maps workload keys (or layer names) to the vendor's seconds."""
+    keys = {i.workload_key for i in items if i.task}
+    target_key = choose_target_key(db, keys, target)
+    summary = {wk: n for wk, tk, n, _ in db.summary() if tk == target_key}
+    best = {r.workload_key: r.latency_s for r in db.best() if r.target_key == target_key}
+    vendor = vendor or {}
+    rows = []
+    for item in items:
+        layer, wk = item.layer, item.workload_key
+        rows.append(
+            LayerReport(
+                layer.name,
+                layer.op,
+                layer.count,
+                wk,
+                item.reason,
+                summary.get(wk, 0),
+                best.get(wk),
+                float(item.task.op.op_count()) if item.task else None,
+                vendor.get(wk or "", vendor.get(layer.name)),
+            )
+        )
+    return target_key, rows
+
+
+def network_totals(rows: list[LayerReport]) -> dict[str, float | int | None]:
+    """Network latency (sum count x best) over tuned layers; the vendor's over the same layers."""
+    tuned = [r for r in rows if r.best_latency_s is not None]
+    both = [r for r in tuned if r.vendor_s is not None]
+    heron = sum(r.count * r.best_latency_s for r in tuned) if tuned else None
+    return {
+        "latency_s": heron,
+        "tuned_layers": len(tuned),
+        "layers": len(rows),
+        "trials": sum(r.trials for r in rows),
+        "vendor_s": sum(r.count * r.vendor_s for r in both) if both else None,
+        "heron_on_vendor_layers_s": sum(r.count * r.best_latency_s for r in both) if both else None,
+    }
+
+
+LAYER_HEADERS = ["layer", "op", "n", "trials", "best ms", "GOPS", "vendor ms", "speedup"]
+
+
+def layer_cells(rows: list[LayerReport]) -> list[list[str]]:
+    def ms(s):
+        return f"{s * 1e3:.4f}" if s is not None else "-"
+
+    return [
+        [
+            r.name,
+            r.op,
+            str(r.count),
+            str(r.trials) if r.reason is None else "not tunable",
+            ms(r.best_latency_s),
+            f"{r.gops:.1f}" if r.gops else "-",
+            ms(r.vendor_s),
+            f"{r.speedup:.2f}x" if r.speedup else "-",
+        ]
+        for r in rows
+    ]
+
+
+def network_chart(rows: list[LayerReport], path: Path, title: str) -> Path:
+    """Figure-10 style: per layer, count x latency (ms) of Heron and of the vendor, side by side."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = [r for r in rows if r.best_latency_s is not None or r.vendor_s is not None]
+    fig = Figure(figsize=(max(6, 0.35 * len(shown) + 2), 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = range(len(shown))
+    heron = [r.count * r.best_latency_s * 1e3 if r.best_latency_s else 0 for r in shown]
+    vendor = [r.count * r.vendor_s * 1e3 if r.vendor_s else 0 for r in shown]
+    width = 0.4 if any(vendor) else 0.8
+    ax.bar([x - (width / 2 if any(vendor) else 0) for x in xs], heron, width, label="Heron")
+    if any(vendor):
+        ax.bar([x + width / 2 for x in xs], vendor, width, label="vendor")
+    ax.set_xticks(list(xs), [r.name for r in shown], rotation=90, fontsize=7)
+    ax.set_ylabel("count x latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def render_network_html(title: str, rows: list[LayerReport], totals: dict, png: bytes) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in LAYER_HEADERS)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in layer_cells(rows))
+    summary = html.escape(json.dumps(totals))
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>{summary}</p>"
+        f'<table><tr>{head}</tr>{body}</table><img alt="per-layer latency" '
+        f'src="data:image/png;base64,{base64.b64encode(png).decode()}"></body></html>\n'
+    )

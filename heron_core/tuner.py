@@ -14,7 +14,7 @@ from heron_core.measure import MeasureResult
 from heron_core.records import Record, RecordDB
 from heron_core.registry import Registry, registry
 from heron_core.runner import Runner
-from heron_core.space import SearchSpace, point_key
+from heron_core.space import Point, SearchSpace, point_key
 from heron_core.task import Task, TaskSpec
 from heron_core.tvm_compat import versions
 
@@ -30,7 +30,7 @@ class TuneOutcome:
     total: int  # records of this workload on this target, this run's included
     measured_now: int
     failures: Counter = field(default_factory=Counter)
-    seconds: Counter = field(default_factory=Counter)  # "search", "model", "measure": where the time went
+    seconds: Counter = field(default_factory=Counter)  # "search", "model", "measure" (wall), "build", "run" (workers)
     searcher: str = ""
     exhausted: bool = False  # the searcher had no new point to offer before the budget was spent
     interrupted: bool = False  # stopped (``stop``) before the budget was spent
@@ -57,93 +57,135 @@ class Tuner:
     def close(self) -> None:
         self.runner.close()
 
+    def open(self, spec: TaskSpec, total: int | None = None) -> TaskSession:
+        """Start (or resume, from its records) tuning one task; ``total`` is the budget shown in
+        progress events (default: the config's trials)."""
+        return TaskSession(self, spec, self.plan.config.trials if total is None else total)
+
     def tune(self, spec: TaskSpec) -> TuneOutcome:
+        """Tune one task until its workload's records reach the config's trials (or ``stop``)."""
         cfg = self.plan.config
-        task = Task(spec, self.reg)
-        space = SearchSpace(task)
-        model = self.reg.get("cost_model", cfg.model.name).factory(self.plan.params["model"], space)
-        searcher = self.reg.get("searcher", cfg.search.name).factory(space, self.plan.params["search"], model, cfg.seed)
-        history = [
-            MeasureResult(r.point, r.status, r.costs, r.error) for r in self.db.records(task.workload_key, task.target_key)
+        session = self.open(spec)
+        outcome = session.outcome
+        while outcome.total < cfg.trials:
+            if self.stop():
+                outcome.interrupted = True
+                break
+            batch = session.step(min(cfg.batch_size, cfg.trials - outcome.total))
+            if not batch:
+                break
+            if self.stop():  # the batch is measured and recorded; the searcher need not learn from it
+                outcome.interrupted = outcome.total < cfg.trials
+                break
+            session.learn(batch)
+        return session.finish()
+
+
+class TaskSession:
+    """One task being tuned: its space, searcher and cost model, fed with the task's records;
+    ``step`` measures and records one batch, ``learn`` tells the searcher and model about it.
+    The task scheduler drives several sessions, one batch at a time; points put in ``pending``
+    (transferred from similar tasks) are measured before the searcher's."""
+
+    def __init__(self, tuner: Tuner, spec: TaskSpec, total: int):
+        cfg, reg = tuner.plan.config, tuner.reg
+        self.tuner, self.total = tuner, total
+        self.task = task = Task(spec, reg)
+        self.space = SearchSpace(task)
+        self.model = reg.get("cost_model", cfg.model.name).factory(tuner.plan.params["model"], self.space)
+        self.searcher = reg.get("searcher", cfg.search.name).factory(
+            self.space, tuner.plan.params["search"], self.model, cfg.seed
+        )
+        self.history = [
+            MeasureResult(r.point, r.status, r.costs, r.error) for r in tuner.db.records(task.workload_key, task.target_key)
         ]
-        if history:
-            searcher.tell(history)
-            model.fit(history)
-        seen = {point_key(r.point) for r in history}
-        outcome = TuneOutcome(task, None, len(history), 0, searcher=cfg.search.name)
-        best_s = min((r.latency for r in history), default=float("inf"))
-        failed = sum(not r.ok for r in history)
-        keys = {"task": task.describe(), "workload_key": task.workload_key, "target_key": task.target_key}
-        self.events(
+        if self.history:
+            self.searcher.tell(self.history)
+            self.model.fit(self.history)
+        self.seen = {point_key(r.point) for r in self.history}
+        self.pending: list[Point] = []
+        self.outcome = TuneOutcome(task, None, len(self.history), 0, searcher=cfg.search.name)
+        self.best_s = min((r.latency for r in self.history), default=float("inf"))
+        self.failed = sum(not r.ok for r in self.history)
+        self.keys = {"task": task.describe(), "workload_key": task.workload_key, "target_key": task.target_key}
+        tuner.events(
             "task",
             {
-                **keys,
-                "done": len(history),
-                "total": cfg.trials,
-                "knobs": len(space.knobs),
+                **self.keys,
+                "done": len(self.history),
+                "total": total,
+                "knobs": len(self.space.knobs),
                 "op_count": task.op.op_count(),
-                "best_latency_s": best_s,
-                "failed": failed,
+                "best_latency_s": self.best_s,
+                "failed": self.failed,
             },
         )
-        record_args = dict(
+        self.record_args = dict(
             workload_key=task.workload_key,
             target_key=task.target_key,
             task=spec.model_dump(),
             target_info=task.target.info(),
             searcher=cfg.search.name,
-            run_id=self.run_id,
-            versions=self.versions,
+            run_id=tuner.run_id,
+            versions=tuner.versions,
         )
-        clock = outcome.seconds
-        while outcome.total < cfg.trials:
-            if self.stop():
-                outcome.interrupted = True
-                break
-            t0 = time.perf_counter()
-            points = [p for p in searcher.ask(min(cfg.batch_size, cfg.trials - outcome.total)) if point_key(p) not in seen]
-            clock["search"] += time.perf_counter() - t0
-            if not points:
-                outcome.exhausted = True
-                self.events("exhausted", keys)
-                break
-            batch = []
-            t0 = time.perf_counter()
-            for result in self.runner.run(task, points):
-                seen.add(point_key(result.point))
-                rec = self.db.add(result, **record_args)
-                batch.append(result)
-                outcome.total += 1
-                outcome.measured_now += 1
-                if not result.ok:
-                    outcome.failures[result.status.value] += 1
-                    failed += 1
-                best_s = min(best_s, result.latency)
-                self.events(
-                    "result",
-                    {
-                        **keys,
-                        "result": result,
-                        "record": rec,
-                        "done": outcome.total,
-                        "total": cfg.trials,
-                        "best_latency_s": best_s,
-                        "failed": failed,
-                    },
-                )
-            clock["measure"] += time.perf_counter() - t0
-            if self.stop():  # the batch is measured and recorded; the searcher need not learn from it
-                outcome.interrupted = outcome.total < cfg.trials
-                break
-            t0 = time.perf_counter()
-            searcher.tell(batch)
-            history += batch
-            model.fit(history)
-            clock["model"] += time.perf_counter() - t0
-        best = [r for r in self.db.best(task.workload_key) if r.target_key == task.target_key]
-        outcome.best = best[0] if best else None
-        self.events("task_done", {**keys, "outcome": outcome})
-        return outcome
+
+    def step(self, n: int) -> list[MeasureResult]:
+        """Measure and record up to ``n`` new points (seeds first, then the searcher's); an empty
+        list when the searcher has none left (``outcome.exhausted``)."""
+        outcome, clock, tuner = self.outcome, self.outcome.seconds, self.tuner
+        t0 = time.perf_counter()
+        points = [p for p in self.pending[:n] if point_key(p) not in self.seen]
+        self.pending = self.pending[n:]
+        if len(points) < n:
+            points += [p for p in self.searcher.ask(n - len(points)) if point_key(p) not in self.seen]
+        clock["search"] += time.perf_counter() - t0
+        if not points:
+            outcome.exhausted = True
+            tuner.events("exhausted", self.keys)
+            return []
+        batch = []
+        t0 = time.perf_counter()
+        for result in tuner.runner.run(self.task, points):
+            self.seen.add(point_key(result.point))
+            rec = tuner.db.add(result, **self.record_args)
+            batch.append(result)
+            outcome.total += 1
+            outcome.measured_now += 1
+            clock["build"] += result.build_s or 0.0
+            clock["run"] += result.run_s or 0.0
+            if not result.ok:
+                outcome.failures[result.status.value] += 1
+                self.failed += 1
+            self.best_s = min(self.best_s, result.latency)
+            tuner.events(
+                "result",
+                {
+                    **self.keys,
+                    "result": result,
+                    "record": rec,
+                    "done": outcome.total,
+                    "total": self.total,
+                    "best_latency_s": self.best_s,
+                    "failed": self.failed,
+                },
+            )
+        clock["measure"] += time.perf_counter() - t0
+        return batch
+
+    def learn(self, batch: list[MeasureResult]) -> None:
+        t0 = time.perf_counter()
+        self.searcher.tell(batch)
+        self.history += batch
+        self.model.fit(self.history)
+        self.outcome.seconds["model"] += time.perf_counter() - t0
+
+    def finish(self) -> TuneOutcome:
+        task = self.task
+        best = [r for r in self.tuner.db.best(task.workload_key) if r.target_key == task.target_key]
+        self.outcome.best = best[0] if best else None
+        self.tuner.events("task_done", {**self.keys, "outcome": self.outcome})
+        return self.outcome
 
 
 def tune_single(config: dict) -> tuple[TuneOutcome, float]:

@@ -1,0 +1,1 @@
+"""Heron frontend ``onnx``: an ONNX model file -> a :class:`heron_core.network.Network`."""
