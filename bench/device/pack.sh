@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench/device/pack.sh OUTDIR -- on the CPU machine, from the root of a Heron checkout: pack what the
+# offline GPU machine needs to build and measure Heron's `tensorcore` kernels into OUTDIR, within the
+# device tool's 64 MiB (with the ~4 MB of tracked files that travel beside it):
+#   tvm_compiler.so.xz, tvm_pkg.tar.xz   TVM 0.27 (from ../shared/gpu/make_bundle.sh; its wheels are left out:
+#                                        the device has ml_dtypes and typing_extensions)
+#   site.tar.xz                          ONE archive of the pure-Python dependencies, unpacked for CPython 3.12
+#                                        (pydantic + pydantic-core, annotated-types, typing-inspection, pebble,
+#                                        platformdirs, apache-tvm-ffi 0.1.14.post0) and Heron itself (core + the
+#                                        tensorcore plugin, installed with their entry points) -- no OR-Tools:
+#                                        points are planned here (bench/gpu_tensorcore.py plan)
+#   tune.tar.xz (TUNE=1)                 OR-Tools (CP-SAT only), LightGBM, immutabledict, protobuf for `heron tune`
+#                                        there: too large to travel with TVM, so a second call on the still-warm
+#                                        machine carries it (setup.sh PACKDIR unpacks it when present)
+#   bench/gpu_tensorcore.py, setup.sh    this checkout's benchmark, and the unpacking step for the device
+# Use (README "GPU benchmarks on the device"): add OUTDIR to .git/info/exclude of the checkout that the
+# device copies, name it in `carry`, and start the command with
+#   bash OUTDIR/setup.sh OUTDIR && source /tmp/heron_site/env.sh && ...
+# Reruns keep the TVM parts (delete them to rebuild); site.tar.xz is rebuilt each time (Heron changes).
+set -euo pipefail
+OUT=${1:?usage: bench/device/pack.sh OUTDIR}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SHARED=${HERON_GPU_SHARED:-$ROOT/../shared/gpu}
+[ -f "$SHARED/make_bundle.sh" ] || SHARED=/work/shared/gpu
+CACHE=${TVM_BUNDLE_CACHE:-/tmp/tvm_bundle_cache}
+PY=${PYTHON:-python3}
+mkdir -p "$OUT/bench" "$CACHE/bundle" "$CACHE/deps"
+
+# 1. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap)
+bash "$SHARED/make_bundle.sh" "$CACHE/bundle" > "$CACHE/bundle.log" 2>&1 || { cat "$CACHE/bundle.log"; exit 1; }
+for f in tvm_compiler.so.xz tvm_pkg.tar.xz MANIFEST.txt; do
+  [ "$OUT/$f" -nt "$CACHE/bundle/$f" ] || cp "$CACHE/bundle/$f" "$OUT/$f"
+done
+
+# 2. the pure-Python dependencies (wheels for CPython 3.12 / manylinux x86-64) and Heron, one archive
+plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
+"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+  -d "$CACHE/deps" pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
+  pebble==5.2.3 platformdirs==4.14.9 apache-tvm-ffi==0.1.14.post0
+SITE=$(mktemp -d)
+trap 'rm -rf "$SITE"' EXIT
+for w in "$CACHE"/deps/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$SITE"; done
+"$PY" -m pip install -q --no-deps --no-build-isolation --no-compile --target "$SITE" "$ROOT" "$ROOT/plugins/gpu_tensorcore"
+rm -rf "$SITE/bin"
+tar -C "$SITE" -cJf "$OUT/site.tar.xz" .
+# 3. optional (TUNE=1), a second archive for a second call: OR-Tools reduced to CP-SAT, LightGBM (GBDT model),
+#    immutabledict and protobuf -- what `heron tune` needs beyond the device's own packages
+if [ "${TUNE:-0}" = 1 ]; then
+  mkdir -p "$CACHE/tune" && TSITE=$(mktemp -d)
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+    -d "$CACHE/tune" ortools==9.15.6755 lightgbm==4.7.0 immutabledict==4.3.1 protobuf==6.33.6
+  for w in "$CACHE"/tune/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$TSITE"; done
+  (cd "$TSITE/ortools" && rm -rf algorithms bop constraint_solver glop graph linear_solver math_opt packing pdlp scheduling \
+    service set_cover routing)
+  find "$TSITE" -name "*.so*" -type f -exec strip --strip-unneeded {} + 2> /dev/null || true
+  tar -C "$TSITE" -cf - . | xz -9 -T0 > "$OUT/tune.tar.xz" && rm -rf "$TSITE"
+fi
+cp "$ROOT/bench/gpu_tensorcore.py" "$OUT/bench/"
+cp "$ROOT/bench/device/setup.sh" "$OUT/setup.sh"
+du -sh "$OUT"/* | sort -h
+echo "[pack] $(du -sm "$OUT" | cut -f1) MiB in $OUT (with the tracked tree, keep it under 64 MiB)"
