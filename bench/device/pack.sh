@@ -24,15 +24,9 @@ SHARED=${HERON_GPU_SHARED:-$ROOT/../shared/gpu}
 [ -f "$SHARED/make_bundle.sh" ] || SHARED=/work/shared/gpu
 CACHE=${TVM_BUNDLE_CACHE:-/tmp/tvm_bundle_cache}
 PY=${PYTHON:-python3}
-mkdir -p "$OUT/bench" "$CACHE/bundle" "$CACHE/deps"
+mkdir -p "$OUT/bench" "$CACHE/deps"
 
-# 1. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap)
-bash "$SHARED/make_bundle.sh" "$CACHE/bundle" > "$CACHE/bundle.log" 2>&1 || { cat "$CACHE/bundle.log"; exit 1; }
-for f in tvm_compiler.so.xz tvm_pkg.tar.xz MANIFEST.txt; do
-  [ "$OUT/$f" -nt "$CACHE/bundle/$f" ] || cp "$CACHE/bundle/$f" "$OUT/$f"
-done
-
-# 2. the pure-Python dependencies (wheels for CPython 3.12 / manylinux x86-64) and Heron, one archive
+# 1. the pure-Python dependencies (wheels for CPython 3.12 / manylinux x86-64) and Heron, one archive
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
   -d "$CACHE/deps" pydantic==2.14.4 pydantic-core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
@@ -40,10 +34,11 @@ plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platfo
 SITE=$(mktemp -d)
 trap 'rm -rf "$SITE"' EXIT
 for w in "$CACHE"/deps/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$SITE"; done
-"$PY" -m pip install -q --no-deps --no-build-isolation --no-compile --target "$SITE" "$ROOT" "$ROOT/plugins/gpu_tensorcore"
+"$PY" -m pip install -q --no-deps --no-compile --target "$SITE" "$ROOT" "$ROOT/plugins/gpu_tensorcore" \
+  "$ROOT/plugins/search_ga" "$ROOT/plugins/model_gbdt"
 rm -rf "$SITE/bin"
 tar -C "$SITE" -cJf "$OUT/site.tar.xz" .
-# 3. optional (TUNE=1), a second archive for a second call: OR-Tools reduced to CP-SAT, LightGBM (GBDT model),
+# 2. optional (TUNE=1), a second archive for a second call: OR-Tools reduced to CP-SAT, LightGBM (GBDT model),
 #    immutabledict and protobuf -- what `heron tune` needs beyond the device's own packages
 if [ "${TUNE:-0}" = 1 ]; then
   mkdir -p "$CACHE/tune" && TSITE=$(mktemp -d)
@@ -57,5 +52,13 @@ if [ "${TUNE:-0}" = 1 ]; then
 fi
 cp "$ROOT/bench/gpu_tensorcore.py" "$OUT/bench/"
 cp "$ROOT/bench/device/setup.sh" "$OUT/setup.sh"
+[ "${NO_TVM:-0}" = 1 ] || {
+# 3. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap; TVM_BUNDLE: an existing bundle)
+BUNDLE=${TVM_BUNDLE:-$CACHE/bundle}
+bash "$SHARED/make_bundle.sh" "$BUNDLE" > "$CACHE/bundle.log" 2>&1 || { cat "$CACHE/bundle.log"; exit 1; }
+for f in tvm_compiler.so.xz tvm_pkg.tar.xz MANIFEST.txt; do
+  [ "$OUT/$f" -nt "$BUNDLE/$f" ] || cp "$BUNDLE/$f" "$OUT/$f"
+done
+}
 du -sh "$OUT"/* | sort -h
 echo "[pack] $(du -sm "$OUT" | cut -f1) MiB in $OUT (with the tracked tree, keep it under 64 MiB)"

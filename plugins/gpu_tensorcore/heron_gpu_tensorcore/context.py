@@ -218,7 +218,7 @@ class TensorCoreContext(Context):
             batch, M, N, K = self._dims(task)
             spec = task.spec
             func = wgmma.prim_func(task.op, wgmma.config_of(point), spec.in_dtype, spec.out_dtype, batch, M, N, K,
-                                   task.op.name == "dense")  # fmt: skip
+                                   task.op.name == "dense", self.target.gpu.sm_count)  # fmt: skip
             lowering.install()
             return lowering.mark_tirx(tvm.IRModule({"main": func}))
         return schedule(self.compute(task), task, point)

@@ -10,7 +10,8 @@ the mainloop and epilogue in CUDA with inline PTX, rendered from the point's kno
 
 Per block (``1 + consumers`` warpgroups of 128 threads):
 
-    blockIdx -> (batch, m tile, n tile), grouped by `raster` m tiles for L2 reuse
+    blockIdx -> (batch, m tile, n tile), grouped by `raster` m tiles for L2 reuse (`persistent`: one
+      block per multiprocessor takes every gridDim.x-th tile, the pipeline running on across tiles)
     warpgroup 0 (producer; setmaxnreg.dec 40): one thread issues, per k tile of `block_k`, the TMA
       loads of A [block_m, block_k] and B into stage s (of `stages`), completing on full[s], after
       the consumers released s (empty[s])
@@ -62,6 +63,7 @@ class Config:
     m_tiles: int
     raster: int
     setmaxnreg: int
+    persistent: int
 
     @property
     def block_m(self) -> int:
@@ -123,6 +125,7 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     m_tiles = space.knob("m_tiles", M_TILES, "m64 wgmma tiles per consumer warpgroup")
     raster = space.knob("raster", RASTER, "m tiles per group of the block order (L2 reuse)")
     setmaxnreg = space.knob("setmaxnreg", (0, 1), "1 = producer gives registers to consumers (setmaxnreg)")
+    space.knob("persistent", (0, 1), "1 = one block per multiprocessor loops over the tiles (loads overlap epilogues)")
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
     m.AddElement(swizzle - min(SWIZZLES), [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)], width)
@@ -170,6 +173,7 @@ def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int) -> dic
         "waves": blocks / sm_count,
         "smem_bytes": cfg.smem_bytes,
         "threads": cfg.threads,
+        "persistent": cfg.persistent,
         "intensity": cfg.block_m * cfg.block_n / (cfg.block_m + cfg.block_n),
     }
 
@@ -192,6 +196,7 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
     out16 = out_dtype != "float32"
     cvt = "cvt.rn.f16x2.f32" if out_dtype == "float16" else "cvt.rn.bf16x2.f32"
     tiles_m, tiles_n = -(-M // c.block_m), -(-N // bn)
+    k_tiles = -(-K // bk)
     a_box_bytes = c.block_m * sw
     if b_kmajor:  # B^T[n, k]: block_k / width boxes of [block_n, width], like A
         b_loads = f"""for (int j = 0; j < {bk // w}; ++j)
@@ -259,12 +264,6 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
   const unsigned int a_smem = base, b_smem = base + {c.stages * c.block_m * bk * 2};
   const unsigned int bars = base + {c.stages * c.stage_bytes};  // full[stages], empty[stages]
   const int wg = threadIdx.x / {WARPGROUP};
-  // grouped raster: `raster` m tiles share each run of n tiles (L2 reuse)
-  const int pid = blockIdx.x, group = {c.raster} * {tiles_n};
-  const int first_m = (pid / group) * {c.raster};
-  const int rows = min({tiles_m} - first_m, {c.raster});
-  const int m0 = (first_m + (pid % group) % rows) * {c.block_m}, n0 = ((pid % group) / rows) * {bn};
-  const int bz = blockIdx.y;
   if (threadIdx.x == 0) {{
     for (int s = 0; s < {c.stages}; ++s) {{
       heron_bar_init(bars + 8 * s, 1);
@@ -273,72 +272,89 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }}
   __syncthreads();
-  constexpr int KT = {-(-K // bk)};
+  constexpr int KT = {k_tiles}, TILES = {tiles_m * tiles_n}, GROUP = {c.raster * tiles_n};
+  // tiles in grouped raster order (`raster` m tiles share each run of n tiles: L2 reuse); a persistent
+  // block takes every gridDim.x-th tile, its pipeline running on across tiles (the next tile's loads
+  // overlap this one's epilogue)
+#define HERON_TILE(tile) \\
+  const int bz = (tile) / TILES, pid = (tile) % TILES, first_m = (pid / GROUP) * {c.raster}; \\
+  const int rows = min({tiles_m} - first_m, {c.raster}); \\
+  const int m0 = (first_m + (pid % GROUP) % rows) * {c.block_m}, n0 = ((pid % GROUP) / rows) * {bn};
   if (wg == 0) {{
     {dec}
     if (threadIdx.x == 0) {{
-      for (int kt = 0; kt < KT; ++kt) {{
-        const int s = kt % {c.stages};
-        if (kt >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((kt / {c.stages}) - 1) & 1);
-        const unsigned int full = bars + 8 * s;
-        heron_bar_expect(full, {c.stage_bytes});
-        const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
-        for (int j = 0; j < {bk // w}; ++j)
-          heron_tma3(sA + j * {a_box_bytes}, tmA, full, kt * {bk} + j * {w}, m0, bz);
-        {b_loads}
+      int it = 0;
+      for (int tile = blockIdx.x; tile < {batch} * TILES; tile += gridDim.x) {{
+        HERON_TILE(tile)
+        for (int kt = 0; kt < KT; ++kt, ++it) {{
+          const int s = it % {c.stages};
+          if (it >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((it / {c.stages}) - 1) & 1);
+          const unsigned int full = bars + 8 * s;
+          heron_bar_expect(full, {c.stage_bytes});
+          const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
+          for (int j = 0; j < {bk // w}; ++j)
+            heron_tma3(sA + j * {a_box_bytes}, tmA, full, kt * {bk} + j * {w}, m0, bz);
+          {b_loads}
+        }}
       }}
     }}
   }} else {{
     {inc}
-    const int cw = wg - 1;
-    float d[{c.m_tiles}][{n_acc}];
+    const int cw = wg - 1, lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
+    int it = 0;
+    for (int tile = blockIdx.x; tile < {batch} * TILES; tile += gridDim.x) {{
+      HERON_TILE(tile)
+      float d[{c.m_tiles}][{n_acc}];
 #pragma unroll
-    for (int t = 0; t < {c.m_tiles}; ++t)
+      for (int t = 0; t < {c.m_tiles}; ++t)
 #pragma unroll
-      for (int i = 0; i < {n_acc}; ++i) d[t][i] = 0.f;
-    for (int kt = 0; kt < KT; ++kt) {{
-      const int s = kt % {c.stages};
-      heron_bar_wait(bars + 8 * s, (kt / {c.stages}) & 1);
-      const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
-      asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+        for (int i = 0; i < {n_acc}; ++i) d[t][i] = 0.f;
+      for (int kt = 0; kt < KT; ++kt, ++it) {{
+        const int s = it % {c.stages};
+        heron_bar_wait(bars + 8 * s, (it / {c.stages}) & 1);
+        const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
+        asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
 #pragma unroll
-      for (int kk = 0; kk < {bk // 16}; ++kk) {{
-        const unsigned long long db = {b_desc};
+        for (int kk = 0; kk < {bk // 16}; ++kk) {{
+          const unsigned long long db = {b_desc};
 #pragma unroll
-        for (int t = 0; t < {c.m_tiles}; ++t) {{
-          const unsigned int row = (cw * {c.m_tiles} + t) * 64;
-          const unsigned long long da = heron_desc(sA + ((kk * 16) / {w}) * {a_box_bytes} + row * {sw} + ((kk * 16) % {w}) * 2, 16, {8 * sw});
-          {name}_mma(d[t], da, db);
+          for (int t = 0; t < {c.m_tiles}; ++t) {{
+            const unsigned int row = (cw * {c.m_tiles} + t) * 64;
+            const unsigned long long da = heron_desc(sA + ((kk * 16) / {w}) * {a_box_bytes} + row * {sw} + ((kk * 16) % {w}) * 2, 16, {8 * sw});
+            {name}_mma(d[t], da, db);
+          }}
         }}
+        asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+        asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
+        // the previous k tile's wgmma group has finished reading its stage
+        if (kt > 0 && lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
       }}
-      asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
-      asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
-      // the previous k tile's wgmma group has finished reading its stage
-      if (kt > 0 && threadIdx.x % 32 == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (kt - 1) % {c.stages}));
-    }}
-    asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
-    {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
-    const int lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
+      asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
+      if (lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
+      {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
 #pragma unroll
-    for (int t = 0; t < {c.m_tiles}; ++t) {{
-      const int row = m0 + (cw * {c.m_tiles} + t) * 64 + warp * 16 + lane / 4;
+      for (int t = 0; t < {c.m_tiles}; ++t) {{
+        const int row = m0 + (cw * {c.m_tiles} + t) * 64 + warp * 16 + lane / 4;
 #pragma unroll
-      for (int i = 0; i < {bn // 8}; ++i) {{
-        const int col = n0 + i * 8 + 2 * (lane % 4);
-        if (col < {N}) {{
-          const float* dd = d[t];
-          {store}
+        for (int i = 0; i < {bn // 8}; ++i) {{
+          const int col = n0 + i * 8 + 2 * (lane % 4);
+          if (col < {N}) {{
+            const float* dd = d[t];
+            {store}
+          }}
         }}
       }}
     }}
   }}
+#undef HERON_TILE
 }}
 #undef heron_desc
 """
 
 
 # --- the TVMScript kernel -------------------------------------------------------------------
-def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int, N: int, K: int, b_kmajor: bool):
+def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int, N: int, K: int, b_kmajor: bool,
+              sm_count: int):
     """The kernel for one point: host-side TMA descriptors, a device entry calling the helper."""
     from tvm.script import tirx as T
 
@@ -352,7 +368,8 @@ def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int
     b_dims = (K, N, batch) if b_kmajor else (N, K, batch)  # innermost first
     b_box = (w, bn, 1) if b_kmajor else (w, bk, 1)
     warps = cfg.threads // 32
-    tiles = -(-M // bm) * -(-N // bn)
+    tiles = batch * -(-M // bm) * -(-N // bn)
+    grid = min(tiles, sm_count) if cfg.persistent else tiles
     smem = cfg.smem_bytes
 
     @T.prim_func
@@ -372,7 +389,7 @@ def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int
                                  descriptor_dtype=in_dtype, rank=3, interleave=0, swizzle=swz, l2_promotion=2,
                                  oob_fill=0, force_cu_dtype=-1)  # fmt: skip
         with T.attr({"tirx.device_entry": T.bool(True), "tirx.dyn_smem_bytes": smem}):
-            _bx, _bz = T.cta_id([tiles, batch])
+            _bx = T.cta_id([grid])
             _warp = T.warp_id([warps])
             _lane = T.lane_id([32])
             pool = T.alloc_buffer((0,), "uint8", scope="shared.dyn")
