@@ -90,7 +90,7 @@ class TensorCoreContext(Context):
 
     def define(self, task: Task, space: SearchSpace) -> None:
         if self.uses_wgmma(task):
-            wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block)
+            wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block, _out_bytes(task))
             return
         comp = self.compute(task)
         view, gpu = comp.view, self.target.gpu
@@ -181,7 +181,7 @@ class TensorCoreContext(Context):
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         if self.uses_wgmma(task):
-            return wgmma.features(wgmma.config_of(point), self._dims(task), self.target.gpu.sm_count)
+            return wgmma.features(wgmma.config_of(point), self._dims(task), self.target.gpu.sm_count, _out_bytes(task))
         view = self.compute(task).view
         Mp, Np, Kp = view.padded
         fm, fn, _ = intrin.FRAGMENTS[point["frag"]]
@@ -222,6 +222,10 @@ class TensorCoreContext(Context):
             lowering.install()
             return lowering.mark_tirx(tvm.IRModule({"main": func}))
         return schedule(self.compute(task), task, point)
+
+
+def _out_bytes(task: Task) -> int:
+    return 4 if task.spec.out_dtype == "float32" else 2
 
 
 def _eq(space: SearchSpace, var, value: int):

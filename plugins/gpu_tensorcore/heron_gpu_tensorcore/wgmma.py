@@ -48,7 +48,7 @@ PRODUCER_REGISTERS = 40
 REGISTER_FILE = 65536
 RESERVED_REGISTERS = 40  # descriptors, addresses, loop state next to the accumulators
 SMEM_ALIGN = 1024  # a 128-byte swizzle atom (8 rows): stage buffers start on it
-BOX_ROWS_MAX = 256  # TMA box extent
+EPILOGUE_PAD = 16  # bytes after each row of a staged output tile
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class Config:
     raster: int
     setmaxnreg: int
     persistent: int
+    epilogue: int
 
     @property
     def block_m(self) -> int:
@@ -82,9 +83,14 @@ class Config:
     def stage_bytes(self) -> int:
         return (self.block_m + self.block_n) * self.block_k * 2
 
-    @property
-    def smem_bytes(self) -> int:
-        return SMEM_ALIGN + self.stages * self.stage_bytes + 16 * self.stages
+    def c_pitch(self, out_bytes: int) -> int:
+        """Bytes per row of the output tile staged in shared memory (epilogue 1): padded by 16 bytes, so
+        that the 8 rows a warp writes at once start on different banks."""
+        return self.block_n * out_bytes + EPILOGUE_PAD
+
+    def smem_bytes(self, out_bytes: int) -> int:
+        staged = self.epilogue * self.block_m * self.c_pitch(out_bytes)
+        return SMEM_ALIGN + self.stages * self.stage_bytes + 16 * self.stages + staged
 
     @property
     def consumer_registers(self) -> int:
@@ -112,7 +118,7 @@ def check_shape(op_name: str, M: int, N: int, K: int) -> None:
 
 
 # --- the space -----------------------------------------------------------------------------
-def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int) -> None:
+def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int, out_bytes: int) -> None:
     """The knobs of the wgmma template and the rules between them, as CP-SAT constraints."""
     batch, M, N, K = dims
     m = space.model
@@ -126,6 +132,7 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     raster = space.knob("raster", RASTER, "m tiles per group of the block order (L2 reuse)")
     setmaxnreg = space.knob("setmaxnreg", (0, 1), "1 = producer gives registers to consumers (setmaxnreg)")
     space.knob("persistent", (0, 1), "1 = one block per multiprocessor loops over the tiles (loads overlap epilogues)")
+    epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, 16-byte coalesced stores")
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
     m.AddElement(swizzle - min(SWIZZLES), [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)], width)
@@ -146,7 +153,14 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     rows = space.var(0, 1024, "stage_rows")
     m.Add(rows == 64 * block_m + block_n)
     m.Add(stage == 2 * space.product([rows, block_k], 1 << 22))
-    m.Add(SMEM_ALIGN + space.product([stage, stages], 1 << 26) + 16 * stages <= max_shared)
+    # (epilogue 1: plus the output tile, block_m rows of block_n x out_bytes + the pad)
+    pitch = space.var(0, 1 << 12, "c_pitch")
+    m.Add(pitch == out_bytes * block_n + EPILOGUE_PAD)
+    staged = space.var(0, 1 << 20, "staged_bytes")  # / 64 (block_m counts m64 tiles)
+    staging = _is(space, epilogue, 1)
+    m.Add(staged == space.product([block_m, pitch], 1 << 20)).OnlyEnforceIf(staging)
+    m.Add(staged == 0).OnlyEnforceIf(staging.Not())
+    m.Add(SMEM_ALIGN + space.product([stage, stages], 1 << 26) + 16 * stages + 64 * staged <= max_shared)
     # registers: a consumer's accumulators (m_tiles x block_n / 2 fp32) within its budget
     m.Add(consumers >= 2).OnlyEnforceIf(_is(space, setmaxnreg, 1))
     budget = space.var(0, 255, "consumer_registers")
@@ -164,14 +178,14 @@ def _is(space, var, value: int):
     return b
 
 
-def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int) -> dict[str, float]:
+def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int, out_bytes: int) -> dict[str, float]:
     batch, M, N, _ = dims
     blocks = batch * -(-M // cfg.block_m) * -(-N // cfg.block_n)
     return {
         "block_m": cfg.block_m,
         "blocks": blocks,
         "waves": blocks / sm_count,
-        "smem_bytes": cfg.smem_bytes,
+        "smem_bytes": cfg.smem_bytes(out_bytes),
         "threads": cfg.threads,
         "persistent": cfg.persistent,
         "intensity": cfg.block_m * cfg.block_n / (cfg.block_m + cfg.block_n),
@@ -221,6 +235,7 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
             if (row + 8 < {M}) *reinterpret_cast<float2*>(out + (size_t)(row + 8) * {N} + col) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
     )
     out_t = "unsigned short" if out16 else "float"
+    epilogue = _epilogue(c, M, N, out16, cvt, store, out_t)
     return f"""
 #ifndef HERON_WGMMA_COMMON
 #define HERON_WGMMA_COMMON
@@ -263,6 +278,7 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
   const unsigned int base = (heron_smem(pool) + {SMEM_ALIGN - 1}) & ~{SMEM_ALIGN - 1}u;
   const unsigned int a_smem = base, b_smem = base + {c.stages * c.block_m * bk * 2};
   const unsigned int bars = base + {c.stages * c.stage_bytes};  // full[stages], empty[stages]
+  const unsigned int c_smem = bars + {16 * c.stages};  // epilogue 1: each consumer's output tile
   const int wg = threadIdx.x / {WARPGROUP};
   if (threadIdx.x == 0) {{
     for (int s = 0; s < {c.stages}; ++s) {{
@@ -331,7 +347,21 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
       }}
       asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
       if (lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
-      {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
+{epilogue}
+    }}
+  }}
+#undef HERON_TILE
+}}
+#undef heron_desc
+"""
+
+
+def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str) -> str:
+    """A consumer's accumulators -> the output: straight from registers (epilogue 0), or staged in shared
+    memory (rows padded by 16 bytes) and copied out in coalesced 16-byte stores (epilogue 1)."""
+    bn, ob = c.block_n, (2 if out16 else 4)
+    if not c.epilogue:
+        return f"""      {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
 #pragma unroll
       for (int t = 0; t < {c.m_tiles}; ++t) {{
         const int row = m0 + (cw * {c.m_tiles} + t) * 64 + warp * 16 + lane / 4;
@@ -343,13 +373,37 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
             {store}
           }}
         }}
-      }}
-    }}
-  }}
-#undef HERON_TILE
-}}
-#undef heron_desc
-"""
+      }}"""
+    pitch, rows = c.c_pitch(ob), 64 * c.m_tiles
+    if out16:
+        put = f"""unsigned int h0, h1;
+          asm("{cvt} %0, %2, %1;" : "=r"(h0) : "f"(d[t][i * 4 + 0]), "f"(d[t][i * 4 + 1]));
+          asm("{cvt} %0, %2, %1;" : "=r"(h1) : "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));
+          asm volatile("st.shared.u32 [%0], %1;" :: "r"(at), "r"(h0));
+          asm volatile("st.shared.u32 [%0], %1;" :: "r"(at + {8 * pitch}), "r"(h1));"""
+    else:
+        put = f"""asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at), "f"(d[t][i * 4 + 0]), "f"(d[t][i * 4 + 1]));
+          asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at + {8 * pitch}), "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));"""
+    chunks_per_row = bn * ob // 16
+    return f"""      const unsigned int cs = c_smem + cw * {rows * pitch};
+      asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");  // the previous tile's copy-out is done
+#pragma unroll
+      for (int t = 0; t < {c.m_tiles}; ++t)
+#pragma unroll
+        for (int i = 0; i < {bn // 8}; ++i) {{
+          const unsigned int at = cs + (t * 64 + warp * 16 + lane / 4) * {pitch} + (i * 8 + 2 * (lane % 4)) * {ob};
+          {put}
+        }}
+      asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");
+      char* out = reinterpret_cast<char*>(out_ptr) + (size_t)bz * {M * N * ob};
+      for (int q = threadIdx.x % 128; q < {rows * chunks_per_row}; q += 128) {{
+        const int r = q / {chunks_per_row}, cc = q % {chunks_per_row};
+        const int grow = m0 + cw * {rows} + r, gcol = n0 + cc * {16 // ob};
+        uint4 v;
+        asm volatile("ld.shared.v4.u32 {{%0, %1, %2, %3}}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                     : "r"(cs + r * {pitch} + cc * 16));
+        if (grow < {M} && gcol < {N}) *reinterpret_cast<uint4*>(out + ((size_t)grow * {N} + gcol) * {ob}) = v;
+      }}"""
 
 
 # --- the TVMScript kernel -------------------------------------------------------------------
@@ -370,7 +424,7 @@ def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int
     warps = cfg.threads // 32
     tiles = batch * -(-M // bm) * -(-N // bn)
     grid = min(tiles, sm_count) if cfg.persistent else tiles
-    smem = cfg.smem_bytes
+    smem = cfg.smem_bytes(2 if out_dtype != "float32" else 4)
 
     @T.prim_func
     def kernel(
