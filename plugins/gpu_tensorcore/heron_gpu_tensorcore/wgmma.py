@@ -187,7 +187,6 @@ def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int, out_by
         "waves": blocks / sm_count,
         "smem_bytes": cfg.smem_bytes(out_bytes),
         "threads": cfg.threads,
-        "persistent": cfg.persistent,
         "intensity": cfg.block_m * cfg.block_n / (cfg.block_m + cfg.block_n),
     }
 
