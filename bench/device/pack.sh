@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # bench/device/pack.sh OUTDIR -- on the CPU machine, from the root of a Heron checkout: pack what the
-# offline GPU machine needs to build and measure Heron's `tensorcore` kernels into OUTDIR, within the
-# device tool's 64 MiB (with the ~4 MB of tracked files that travel beside it):
-#   tvm_compiler.so.xz, tvm_pkg.tar.xz   TVM 0.27 (from ../shared/gpu/make_bundle.sh; its wheels are left out:
-#                                        the device has ml_dtypes and typing_extensions)
-#   site.tar.xz                          ONE archive of the pure-Python dependencies, unpacked for CPython 3.12
+# offline GPU machine (Python 3.12, PyTorch, nvcc; no TVM, no network) needs to build and measure Heron's
+# `tensorcore` kernels into OUTDIR:
+#   tvm_compiler.so.xz, tvm_pkg.tar.xz,  TVM 0.27 (../shared/gpu/make_bundle.sh's archives, 58.4 MB; its wheels are
+#   MANIFEST.txt                         left out: the device has ml_dtypes and typing_extensions)
+#   site.tar.xz                          ONE archive of the pure-Python dependencies unpacked for CPython 3.12
 #                                        (pydantic + pydantic-core, annotated-types, typing-inspection, pebble,
-#                                        platformdirs, apache-tvm-ffi 0.1.14.post0) and Heron itself (core + the
-#                                        tensorcore plugin, installed with their entry points) -- no OR-Tools:
-#                                        points are planned here (bench/gpu_tensorcore.py plan)
-#   tune.tar.xz (TUNE=1)                 OR-Tools (CP-SAT only), LightGBM, immutabledict, protobuf for `heron tune`
-#                                        there: too large to travel with TVM, so a second call on the still-warm
-#                                        machine carries it (setup.sh PACKDIR unpacks it when present)
+#                                        platformdirs, apache-tvm-ffi 0.1.14.post0) and Heron (core, tensorcore,
+#                                        search_ga, model_gbdt, with their entry points); 3.3 MB
+#   tune.tar.xz (TUNE=1)                 OR-Tools reduced to CP-SAT, LightGBM, immutabledict, protobuf: what
+#                                        `heron tune` (CP-SAT spaces, cga, gbdt) needs beyond the device's packages
 #   bench/gpu_tensorcore.py, setup.sh    this checkout's benchmark, and the unpacking step for the device
-# Use (README "GPU benchmarks on the device"): add OUTDIR to .git/info/exclude of the checkout that the
-# device copies, name it in `carry`, and start the command with
-#   bash OUTDIR/setup.sh OUTDIR && source /tmp/heron_site/env.sh && ...
-# Reruns keep the TVM parts (delete them to rebuild); site.tar.xz is rebuilt each time (Heron changes).
+# TVM + site.tar.xz + the ~3.7 MB tracked tree are just over the 64 MiB one call carries, so (README):
+#   echo /.hopper/ >> .git/info/exclude; TUNE=1 bash bench/device/pack.sh .hopper/pack
+#   call 1, carry .hopper/pack/{tvm_compiler.so.xz,tvm_pkg.tar.xz,MANIFEST.txt,setup.sh}:
+#     bash .hopper/pack/setup.sh .hopper/pack                      (TVM -> /tmp/heron_site, 6 s)
+#   call 2 at once (the machine stays warm 30 s), carry .hopper/pack/{site.tar.xz,MANIFEST.txt,setup.sh,bench}
+#   (+ tune.tar.xz for heron tune) and the plans:
+#     bash .hopper/pack/setup.sh .hopper/pack && source /tmp/heron_site/env.sh &&
+#     python3 .hopper/pack/bench/gpu_tensorcore.py run PLAN --out $OUT ...   (or: python3 -m heron_core.cli tune ...)
+# Points are planned here (bench/gpu_tensorcore.py plan, CP-SAT). Reruns keep the TVM parts; site.tar.xz is
+# rebuilt each time (Heron changes). NO_TVM=1 skips TVM; TVM_BUNDLE=DIR takes an existing make_bundle output.
 set -euo pipefail
 OUT=${1:?usage: bench/device/pack.sh OUTDIR}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
