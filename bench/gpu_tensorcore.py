@@ -1,7 +1,8 @@
 """Heron `tensorcore` vs PyTorch fp16 (cuBLAS / cuDNN) on the GPU it runs on, in the same run.
 
 Cases: the paper's figure-6 Tensor Core cases (fp16 in, fp16 out/accumulate, as the original),
-GEMM 1024^3 / 4096^3 / 8192^3 and a few transformer layers. The search is split so that the GPU
+GEMM 1024^3 / 4096^3 / 8192^3 and a few transformer layers; the `W_` cases run the sm_90a wgmma
+template (groups wgmma, wgmma_llm, wgmma_fig6; fp16 or bf16). The search is split so that the GPU
 machine needs neither OR-Tools nor a long lease:
 
 1. `plan` (any machine, CP-SAT): valid points of every case's space, drawn at random
@@ -443,7 +444,7 @@ def _remove(path: str | None) -> None:
 
 
 def torch_ms(op: str, shape: dict, layout: str = "nchw", dtype: str = DTYPE) -> float:
-    """Milliseconds per call of the same operator in PyTorch fp16 on the GPU (cuBLAS / cuDNN);
+    """Milliseconds per call of the same operator in PyTorch (``dtype``) on the GPU (cuBLAS / cuDNN);
     ``channels_last``: activations and weights in channels-last memory (what Heron's convolutions take)."""
     import torch
     import torch.nn.functional as F

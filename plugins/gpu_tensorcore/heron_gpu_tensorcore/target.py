@@ -1,5 +1,6 @@
 """Target ``tensorcore``: fp16 operators on NVIDIA Tensor Cores (CUDA WMMA, and mma.sync + ldmatrix
-on sm_80 and newer), sm_70 and newer."""
+on sm_80 and newer), sm_70 and newer; on sm_90a, gemm/dense/bmm in fp16 or bf16 with wgmma + TMA
+(wgmma.py)."""
 
 from __future__ import annotations
 
