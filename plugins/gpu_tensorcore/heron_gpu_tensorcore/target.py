@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.target import Target
+from heron_gpu_tensorcore import wgmma
 from heron_gpu_tensorcore.context import TensorCoreContext
 from heron_gpu_tensorcore.device import GpuInfo, query
 from heron_gpu_tensorcore.gemm_view import VIEWS, view_of
-from heron_gpu_tensorcore import wgmma
 
 OUT_DTYPES = ("float16", "float32")
 

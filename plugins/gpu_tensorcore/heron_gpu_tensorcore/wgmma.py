@@ -135,7 +135,8 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, 16-byte coalesced stores")
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
-    m.AddElement(swizzle - min(SWIZZLES), [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)], width)
+    widths = [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)]
+    m.AddElement(swizzle - min(SWIZZLES), widths, width)
     m.AddModuloEquality(0, block_k, width)
     if not b_kmajor:
         m.AddModuloEquality(0, block_n, width)
@@ -230,8 +231,10 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
             if (row < {M}) *reinterpret_cast<unsigned int*>(out + (size_t)row * {N} + col) = h0;
             if (row + 8 < {M}) *reinterpret_cast<unsigned int*>(out + (size_t)(row + 8) * {N} + col) = h1;"""
         if out16
-        else f"""if (row < {M}) *reinterpret_cast<float2*>(out + (size_t)row * {N} + col) = make_float2(dd[i * 4 + 0], dd[i * 4 + 1]);
-            if (row + 8 < {M}) *reinterpret_cast<float2*>(out + (size_t)(row + 8) * {N} + col) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
+        else f"""if (row < {M})
+              *reinterpret_cast<float2*>(out + (size_t)row * {N} + col) = make_float2(dd[i * 4 + 0], dd[i * 4 + 1]);
+            if (row + 8 < {M})
+              *reinterpret_cast<float2*>(out + (size_t)(row + 8) * {N} + col) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
     )
     out_t = "unsigned short" if out16 else "float"
     epilogue = _epilogue(c, M, N, out16, cvt, store, out_t)
@@ -258,11 +261,13 @@ __device__ __forceinline__ void heron_bar_expect(unsigned int bar, unsigned int 
   asm volatile("mbarrier.arrive.expect_tx.release.cta.shared::cta.b64 _, [%0], %1;\\n" :: "r"(bar), "r"(bytes) : "memory");
 }}
 __device__ __forceinline__ void heron_tma3(unsigned int dst, unsigned long long map, unsigned int bar, int c0, int c1, int c2) {{
-  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {{%3, %4, %5}}], [%2];\\n"
+  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {{%3, %4, %5}}], [%2];\\n"
                :: "r"(dst), "l"(map), "r"(bar), "r"(c0), "r"(c1), "r"(c2) : "memory");
 }}
 // wgmma matrix descriptor: start address, leading and stride byte offsets (16-byte units), swizzle mode
-__device__ __forceinline__ unsigned long long heron_desc_raw(unsigned int addr, unsigned int lbo, unsigned int sbo, unsigned long long mode) {{
+__device__ __forceinline__ unsigned long long heron_desc_raw(unsigned int addr, unsigned int lbo, unsigned int sbo,
+                                                             unsigned long long mode) {{
   return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)((lbo >> 4) & 0x3FFF) << 16)
        | ((unsigned long long)((sbo >> 4) & 0x3FFF) << 32) | (mode << 62);
 }}
@@ -270,7 +275,8 @@ __device__ __forceinline__ unsigned long long heron_desc_raw(unsigned int addr, 
 #define heron_desc(addr, lbo, sbo) heron_desc_raw((addr), (lbo), (sbo), {SWIZZLE_WGMMA[sw]}ull)
 __device__ __forceinline__ void {name}_mma(float* d, unsigned long long da, unsigned long long db) {{
   asm volatile("{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{n_acc + 2}, 0;\\n"
-               "wgmma.mma_async.sync.aligned.m64n{bn}k16.f32.{ab}.{ab} {{{acc_list}}}, %{n_acc}, %{n_acc + 1}, p, 1, 1, 0, {0 if b_kmajor else 1};\\n}}\\n"
+               "wgmma.mma_async.sync.aligned.m64n{bn}k16.f32.{ab}.{ab} {{{acc_list}}},"
+               " %{n_acc}, %{n_acc + 1}, p, 1, 1, 0, {0 if b_kmajor else 1};\\n}}\\n"
                : {acc_ops} : "l"(da), "l"(db), "r"(1));
 }}
 __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long long tmB, void* out_ptr, unsigned char* pool) {{
@@ -335,7 +341,8 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
 #pragma unroll
           for (int t = 0; t < {c.m_tiles}; ++t) {{
             const unsigned int row = (cw * {c.m_tiles} + t) * 64;
-            const unsigned long long da = heron_desc(sA + ((kk * 16) / {w}) * {a_box_bytes} + row * {sw} + ((kk * 16) % {w}) * 2, 16, {8 * sw});
+            const unsigned long long da =
+                heron_desc(sA + ((kk * 16) / {w}) * {a_box_bytes} + row * {sw} + ((kk * 16) % {w}) * 2, 16, {8 * sw});
             {name}_mma(d[t], da, db);
           }}
         }}
@@ -382,7 +389,8 @@ def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_
           asm volatile("st.shared.u32 [%0], %1;" :: "r"(at + {8 * pitch}), "r"(h1));"""
     else:
         put = f"""asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at), "f"(d[t][i * 4 + 0]), "f"(d[t][i * 4 + 1]));
-          asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at + {8 * pitch}), "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));"""
+          asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};"
+                       :: "r"(at + {8 * pitch}), "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));"""
     chunks_per_row = bn * ob // 16
     return f"""      const unsigned int cs = c_smem + cw * {rows * pitch};
       asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");  // the previous tile's copy-out is done
