@@ -7,16 +7,19 @@ import math
 import re
 import signal
 import sys
+import textwrap
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from heron_core.errors import ConfigError, HeronError
 
@@ -409,28 +412,71 @@ def _report(outcome, summary: dict) -> None:
 
 
 @app.command()
-def plugins() -> None:
-    """Every registered implementation: kind, name, distribution, version."""
+def plugins(
+    name: Optional[str] = typer.Argument(None, help="One plugin: its full description and parameters."),
+    long: bool = typer.Option(False, "--long", help="Full descriptions and versions (wrapped)."),
+) -> None:
+    """Every registered implementation: kind, name, distribution, whether a target runs here, what it does."""
 
     def show():
         from heron_core.registry import registry
 
         reg = registry()
-        table = Table("kind", "name", "distribution", "version", "here", "description")
-        unavailable = []
-        for spec in reg.all_specs():
+        specs = [s for s in reg.all_specs() if name in (None, s.name)]
+        if name is not None and not specs:
+            raise ConfigError(f"no plugin named '{name}' (heron plugins lists them)")
+        if name is not None:
+            for spec in specs:
+                _plugin_details(spec)
+            return
+        rows, unavailable = [], []
+        for spec in specs:
             why = _target_unavailable(spec) if spec.kind == "target" else None
             here = "" if spec.kind != "target" else ("no" if why else "yes")
             if why:
                 unavailable.append(f"target '{spec.name}' cannot run on this machine: {why}")
-            table.add_row(spec.kind, spec.name, spec.distribution, spec.version, here, escape(spec.description))
-        out.print(table)
+            rows.append((spec.kind, spec.name, spec.distribution, here, spec.description, spec.version))
+        if long:  # one block per plugin: the description wrapped under its name
+            for kind, plugin, dist, here, text, version in rows:
+                runs = f", runs here: {here}" if here else ""
+                out.print(f"[bold]{kind} {plugin}[/bold] ({dist} {version}{runs})", highlight=False)
+                out.print(Text(textwrap.indent(textwrap.fill(text, max(out.width - 4, 20)), "    ")))
+        else:  # one line per plugin: descriptions cut to the width left
+            headers = ("kind", "name", "distribution", "here", "description")
+            widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers[:4])]
+            left = max(out.width - sum(widths) - 2 * len(widths), 12)
+            table = Table.grid(padding=(0, 2))
+            for w in widths:
+                table.add_column(no_wrap=True, width=w)
+            table.add_column(no_wrap=True, width=left)
+            table.add_row(*headers, style="bold")
+            for row in rows:
+                text = row[4] if len(row[4]) <= left else row[4][: left - 1] + "…"
+                table.add_row(*row[:4], Text(text))
+            out.print(table, highlight=False)
         for line in unavailable:
             out.print(escape(line))
-        for name, why in reg.broken.items():
-            err.print(f"[red]plugin {name} failed to load: {why}[/red]")
+        if not long:
+            out.print("[dim]details: heron plugins NAME; every description: heron plugins --long[/dim]")
+        for plugin, why in reg.broken.items():
+            err.print(f"[red]plugin {plugin} failed to load: {why}[/red]")
 
     _guard(show)
+
+
+def _plugin_details(spec) -> None:
+    out.print(f"[bold]{spec.kind} {spec.name}[/bold] ({spec.distribution} {spec.version})", highlight=False)
+    out.print(escape(spec.description), highlight=False)
+    fields = spec.params.model_fields
+    if not fields:
+        out.print("parameters: none")
+        return
+    table = Table("parameter", "default", "type", box=box.SIMPLE_HEAD, pad_edge=False)
+    for key, field in fields.items():
+        default = "(required)" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        table.add_row(key, escape(default), escape(kind))
+    out.print(table)
 
 
 def _target_unavailable(spec) -> str | None:
@@ -450,19 +496,41 @@ def _target_unavailable(spec) -> str | None:
 def best(
     db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
     workload: Optional[str] = typer.Option(None, help="Only this workload key."),
+    points: bool = typer.Option(False, "--points", help="Also each best record's point (its knob values)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object per workload and target, point included."),
 ) -> None:
     """The best record of every workload (and target) in the database."""
 
     def show():
         rdb = _open_db(db)
-        counts = {(w, t): (n, ok) for w, t, n, ok in rdb.summary()}
-        table = Table("workload", "target", "latency ms", "trials", "ok", "record", "point")
-        for r in rdb.best(workload):
+        try:
+            counts = {(w, t): (n, ok) for w, t, n, ok in rdb.summary()}
+            records = rdb.best(workload)
+        finally:
+            rdb.close()
+        if json_out:
+            for r in records:
+                n, ok = counts[(r.workload_key, r.target_key)]
+                JsonEvents.emit(
+                    {"workload_key": r.workload_key, "target_key": r.target_key, "latency_s": r.latency_s,
+                     "trials": n, "ok": ok, "record_id": r.id, "point": r.point}
+                )
+            return
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("workload / target", overflow="fold", ratio=1)
+        for column in ("latency ms", "trials", "ok", "record"):
+            table.add_column(column, justify="right", no_wrap=True)
+        for r in records:
             n, ok = counts[(r.workload_key, r.target_key)]
-            latency = f"{r.latency_s * 1e3:.4f}"
-            table.add_row(r.workload_key, r.target_key, latency, str(n), str(ok), str(r.id), json.dumps(r.point))
-        rdb.close()
+            table.add_row(Text(f"{r.workload_key}\n  on {r.target_key}"), f"{r.latency_s * 1e3:.4f}", str(n), str(ok), str(r.id))
         out.print(table)
+        if points:
+            for r in records:
+                out.print(Text(f"record {r.id}: {r.workload_key} on {r.target_key}", style="bold"))
+                knobs = " ".join(f"{k}={v}" for k, v in r.point.items())
+                out.print(Text(textwrap.indent(textwrap.fill(knobs, max(out.width - 4, 20)), "    ")))
+        else:
+            out.print("[dim]points: heron best --points (or --json)[/dim]")
 
     _guard(show)
 
@@ -516,15 +584,10 @@ def report(
         if not reports:
             which = " match --workload/--target" if workload or target else ""
             raise HeronError(f"no records in {rdb.path}{which}: nothing to report")
-        table = Table()
-        for h in rep.HEADERS:
-            table.add_column(h, overflow="fold", justify="right" if h in rep.NUMERIC else "left")
-        for cells in rep.table_rows(reports):
-            table.add_row(*cells)
-        out.print(table)
+        for line in rep.terminal_lines(reports, out.width):
+            out.print(Text(line), no_wrap=True, crop=False)
         plots = rep.write_plots(reports, out_dir)
-        for path in plots:
-            out.print(f"tuning curve: {path}", highlight=False, soft_wrap=True)
+        out.print(Text(f"tuning curves ({len(plots)} PNGs, one per workload) in {out_dir}"))
         if html:
             page = out_dir / "report.html"
             page.write_text(rep.render_html(reports, [p.read_bytes() for p in plots], f"Heron report: {rdb.path}"))
@@ -548,8 +611,11 @@ def records_export(
             if file == "-":
                 n = rdb.export(sys.stdout, workload, target)
             else:
-                with open(file, "w", encoding="utf-8") as fh:
-                    n = rdb.export(fh, workload, target)
+                try:
+                    with open(file, "w", encoding="utf-8") as fh:
+                        n = rdb.export(fh, workload, target)
+                except OSError as exc:
+                    raise HeronError(f"cannot write {file}: {exc.strerror}") from None
         finally:
             rdb.close()
         err.print(f"exported {n} records to {'stdout' if file == '-' else file}", highlight=False)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from heron_core.errors import ConfigError
+from heron_core.limits import MAX_CASES, BatchSize, Seed, Trials
 from heron_core.registry import Kind, Registry
-from heron_core.task import PluginRef, TaskSpec, explain, validate_params
+from heron_core.task import PluginRef, TaskSpec, explain, make_operator, validate_params
 
 
 class Section(PluginRef):
@@ -29,7 +30,7 @@ class Section(PluginRef):
     def _flatten(cls, data: Any) -> Any:
         if isinstance(data, str):
             return {"name": data}
-        if isinstance(data, dict):
+        if isinstance(data, dict) and isinstance(data.get("params", {}), dict):
             params = {k: v for k, v in data.items() if k not in ("name", "params")}
             return {"name": data.get("name"), "params": {**data.get("params", {}), **params}}
         return data
@@ -46,16 +47,16 @@ class Case(BaseModel):
 class TuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     target: Section = Section(name="dlboost")
-    cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1)
+    cases: list[Case] = Field(default_factory=lambda: [Case()], min_length=1, max_length=MAX_CASES)
     in_dtype: str = "int8"
     out_dtype: str = "int32"
-    trials: PositiveInt = 32
-    batch_size: PositiveInt = 16
+    trials: Trials = 32
+    batch_size: BatchSize = 16
     search: Section = Section(name="crand")
     model: Section = Section(name="none")
     runner: Section = Section(name="local")
     db: Path | None = None
-    seed: int = 0
+    seed: Seed = 0
 
 
 PLUGIN_SECTIONS = ("target", "search", "model", "runner")
@@ -96,7 +97,10 @@ def is_legacy(data: dict) -> bool:
 
 def from_legacy(data: dict) -> tuple[dict, list[str]]:
     """Map an original Heron config onto TuneConfig's shape; returns it and the notes to show."""
-    flat = {**data.get("config", {}), **{k: v for k, v in data.items() if k != "config"}}
+    inner = data.get("config", {})
+    if not isinstance(inner, dict):
+        raise ConfigError(f"original Heron config: 'config' must be an object, got {type(inner).__name__}")
+    flat = {**inner, **{k: v for k, v in data.items() if k != "config"}}
     out: dict[str, Any] = {"runner": {"name": "local"}, "search": {}, "model": {}}
     notes = []
     for key, value in flat.items():
@@ -113,11 +117,23 @@ def from_legacy(data: dict) -> tuple[dict, list[str]]:
         elif name == "search":
             out["search"]["name"] = str(value).lower()
         elif name == "cases":
-            out["cases"] = [{"op": v[0], "shape": list(v[1])} for v in value.values()]
+            out["cases"] = legacy_cases(value)
         else:
             out[name] = value
     out["_legacy_plugin_keys"] = {s: sorted(k for k in out[s] if k != "name") for s in ("search", "model", "runner")}
     return out, notes
+
+
+_LEGACY_CASES = TypeAdapter(dict[str, tuple[str, list[int]]])
+
+
+def legacy_cases(value: Any) -> list[dict]:
+    """The original's ``cases``: ``{"0": ["gemm", [M, K, N]], ...}``."""
+    try:
+        cases = _LEGACY_CASES.validate_python(value)
+    except ValidationError as exc:
+        raise ConfigError(f"original Heron config: cases must map names to [operator, [shape...]]: {explain(exc)}") from None
+    return [{"op": op, "shape": shape} for op, shape in cases.values()]
 
 
 def legacy_target(value: str) -> str:
@@ -131,9 +147,11 @@ def legacy_target(value: str) -> str:
 
 def read_file(path: Path) -> dict:
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -239,7 +257,9 @@ def plan(cfg: TuneConfig, reg: Registry, legacy_keys: dict[str, list[str]] | Non
     for case in cfg.cases:
         op_cls = reg.get("operator", case.op).factory
         shape = parse_shape(op_cls, case.shape)
-        tasks.append(TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype))
+        spec = TaskSpec(target=target_ref, op=case.op, shape=shape, in_dtype=in_dtype, out_dtype=out_dtype)
+        make_operator(reg, spec, check_memory=True)
+        tasks.append(spec)
     return Plan(cfg, tasks, params, notes)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from heron_core import tvm_compat
 from heron_core.errors import ConfigError, HeronError
-from heron_core.library import FORMAT
+from heron_core.library import FORMAT, Library, sha256
 from heron_core.records import Record, RecordDB
 from heron_core.registry import Registry
 from heron_core.runner import outputs_match
@@ -64,6 +64,7 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
         if param["role"] == "constant":  # the library passes it on every call
             param["file"] = f"{stem}.{param['name']}.npy"
             np.save(out / param["file"], task.op.constant_value(param["name"]))
+    files = [module, script] + [p["file"] for p in params if "file" in p]
     kind = task.target.tvm_target()["kind"]
     return {
         "workload_key": record.workload_key,
@@ -84,6 +85,7 @@ def export_record(record: Record, out: Path, reg: Registry) -> dict:
         "versions": tvm_compat.versions(),
         "module": module,
         "script": script,
+        "sha256": {name: sha256(out / name) for name in files},  # checked on load
     }
 
 
@@ -99,7 +101,7 @@ def export_library(records: list[Record], out: Path, reg: Registry) -> list[dict
     """Write ``records`` into the library at ``out`` (created, or updated: same keys replaced)."""
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"heron_library": FORMAT, "kernels": []}
+    manifest = Library.read_manifest(manifest_path) if manifest_path.exists() else {"heron_library": FORMAT, "kernels": []}
     entries = [export_record(r, out, reg) for r in records]
     fresh = {(e["workload_key"], e["target_key"]) for e in entries}
     kept = [e for e in manifest["kernels"] if (e["workload_key"], e["target_key"]) not in fresh]

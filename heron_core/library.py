@@ -8,6 +8,7 @@ Needs numpy and the TVM runtime only: no solver, no cost model, no plugin. ::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from heron_core.layout import BlockedLayout
 from heron_core.operator import numpy_dtype
 
 FORMAT = 1
+ENTRY_KEYS = frozenset({"workload_key", "op", "shape", "module", "params", "device", "target_info"})
 
 
 class LibraryError(HeronError):
@@ -34,6 +36,31 @@ def cpu_flags() -> frozenset[str]:
     except OSError:
         pass
     return frozenset()
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_file(root: Path, name: str, entry: dict) -> Path:
+    """``root / name``, refused if it leaves the library folder, is missing, or differs from the
+    sha256 the manifest recorded at export (a truncated or replaced file)."""
+    path = (root / name).resolve()
+    if not path.is_relative_to(root.resolve()):
+        raise LibraryError(f"{root}: the manifest names {name!r}, outside the library folder: refused")
+    if not path.is_file():
+        raise LibraryError(f"{root}: {name} is missing (kernel {entry['workload_key']}); re-export it")
+    expected = entry.get("sha256", {}).get(name)
+    if expected is not None and sha256(path) != expected:
+        raise LibraryError(
+            f"{root}: {name} is not the file exported (its sha256 differs from the manifest's: truncated or "
+            f"replaced); re-export kernel {entry['workload_key']}"
+        )
+    return path
 
 
 class Packed:
@@ -54,8 +81,11 @@ class Kernel:
         self.inputs = [p for p in self.params if p["role"] in ("input", "weight")]
         self.output = next(p for p in self.params if p["role"] == "output")
         self.device = tvm_compat.device(entry["device"])
-        self._fn = tvm_compat.load(str(root / entry["module"]))["main"]
-        self._constants = [self._to_device(p, np.load(root / p["file"])) for p in self.params if p["role"] == "constant"]
+        module = library_file(root, entry["module"], entry)
+        self._fn = tvm_compat.load(str(module))["main"]
+        self._constants = [
+            self._to_device(p, np.load(library_file(root, p["file"], entry))) for p in self.params if p["role"] == "constant"
+        ]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.inputs)
@@ -113,7 +143,7 @@ class Library:
         manifest_path = root / "manifest.json"
         if not manifest_path.is_file():
             raise LibraryError(f"{root} is not a Heron library (no manifest.json)")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = self.read_manifest(manifest_path)
         if manifest.get("heron_library", 0) > FORMAT:
             raise LibraryError(f"{root} has library format {manifest['heron_library']}, newer than this Heron reads ({FORMAT})")
         have = cpu_flags()
@@ -131,6 +161,20 @@ class Library:
                 raise LibraryError(f"{root}: kernel {entry['workload_key']} cannot run in this process: {exc}") from None
         self.path, self.manifest = root, manifest
         self.kernels: dict[str, Kernel] = {e["workload_key"]: Kernel(e, root) for e in manifest["kernels"]}
+
+    @staticmethod
+    def read_manifest(path: Path) -> dict:
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("kernels"), list):
+                raise ValueError("expected an object with a list of kernels")
+            for n, entry in enumerate(manifest["kernels"]):
+                missing = ENTRY_KEYS - set(entry) if isinstance(entry, dict) else ENTRY_KEYS
+                if missing:
+                    raise ValueError(f"kernel {n} lacks {', '.join(sorted(missing))}")
+        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise LibraryError(f"{path} cannot be read: {exc}") from None
+        return manifest
 
     def __getitem__(self, workload_key: str) -> Kernel:
         if workload_key not in self.kernels:

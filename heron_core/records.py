@@ -13,6 +13,8 @@ target_info, versions) are nested objects, not strings.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sqlite3
 import statistics
@@ -86,24 +88,79 @@ class Record:
         return self.status is Status.OK
 
 
+class RecordsError(HeronError):
+    """The records database cannot be read or written (damaged, disk full, locked too long)."""
+
+
+BUSY_TIMEOUT_S = 60.0
+"""How long a write waits for another process's (runs tuning into one database take turns)."""
+
+
+def _explain(path: Path, exc: sqlite3.Error) -> RecordsError:
+    text = str(exc)
+    if "full" in text:
+        why = "the disk is full; every record committed before is kept: free space and re-run the same command to resume"
+    elif "malformed" in text or "not a database" in text or "file is encrypted" in text:
+        why = "the file is damaged or not a records database; copy what it still holds with `sqlite3 FILE .recover`"
+    elif "locked" in text or "busy" in text:
+        why = f"another process held it for over {BUSY_TIMEOUT_S:g} s; retry when it is done"
+    else:
+        why = "SQLite could not complete the operation"
+    return RecordsError(f"records database {path}: {text} ({why})")
+
+
+def _translated(fn):
+    """sqlite3 errors -> RecordsError (one clear message naming the file)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def generate(self, *args, **kwargs):
+            try:
+                yield from fn(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise _explain(self.path, exc) from None
+
+        return generate
+
+    @functools.wraps(fn)
+    def call(self, *args, **kwargs):
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+
+    return call
+
+
 class RecordDB:
+    """Every record is committed as it is added (WAL: several processes may tune into one file)."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30)
         try:
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            row = (
-                self.conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
-                and self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            )
-        except sqlite3.DatabaseError as exc:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RecordsError(f"cannot create the folder of records database {self.path}: {exc.strerror}") from None
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        except sqlite3.Error as exc:
+            raise _explain(self.path, exc) from None
+        try:
+            self._open()
+        except BaseException:
             self.conn.close()
-            raise HeronError(f"{self.path} is not a records database ({exc})") from None
+            raise
+
+    @_translated
+    def _open(self) -> None:
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        row = (
+            self.conn.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone()
+            and self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        )
         if row and int(row[0]) > SCHEMA_VERSION:
-            self.conn.close()
-            raise HeronError(
+            raise RecordsError(
                 f"records database {self.path} has schema version {row[0]}, newer than this "
                 f"Heron understands ({SCHEMA_VERSION}); upgrade heron-core to read it"
             )
@@ -114,6 +171,7 @@ class RecordDB:
     def close(self) -> None:
         self.conn.close()
 
+    @_translated
     def start_run(self, config: dict, versions: dict) -> int:
         with self.conn:
             cur = self.conn.execute(
@@ -122,6 +180,7 @@ class RecordDB:
             )
         return int(cur.lastrowid)
 
+    @_translated
     def add(
         self,
         result: MeasureResult,
@@ -176,10 +235,12 @@ class RecordDB:
         loads = json.loads
         return Record(rid, wk, tk, loads(point), Status(status), error, lat, loads(costs), searcher, run_id, loads(task), created)
 
+    @_translated
     def get(self, record_id: int) -> Record:
         row = self.conn.execute(f"SELECT {self._COLUMNS} FROM records WHERE id=?", (record_id,)).fetchone()
         return self._record(row)
 
+    @_translated
     def records(self, workload_key: str, target_key: str) -> list[Record]:
         rows = self.conn.execute(
             f"SELECT {self._COLUMNS} FROM records WHERE workload_key=? AND target_key=? ORDER BY id",
@@ -187,6 +248,7 @@ class RecordDB:
         )
         return [self._record(r) for r in rows]
 
+    @_translated
     def best(self, workload_key: str | None = None) -> list[Record]:
         """The fastest successful record of each (workload, target)."""
         where, args = ("AND workload_key=?", (workload_key,)) if workload_key else ("", ())
@@ -199,6 +261,7 @@ class RecordDB:
         )
         return [self._record(r) for r in rows]
 
+    @_translated
     def summary(self) -> list[tuple[str, str, int, int]]:
         """(workload, target, records, successful records) for every workload in the database."""
         return list(
@@ -211,6 +274,7 @@ class RecordDB:
     # --- whole rows: reports, export and import -------------------------------------------
     _JSON = ("point", "costs", "task", "target_info", "versions")
 
+    @_translated
     def rows(self, workload: str | None = None, target: str | None = None) -> Iterator[dict[str, Any]]:
         """Every column of the records whose keys contain ``workload`` / ``target`` (substrings), by id;
         the JSON columns decoded."""
@@ -225,6 +289,7 @@ class RecordDB:
                 row[col] = json.loads(row[col])
             yield row
 
+    @_translated
     def wall_seconds(self) -> dict[tuple[str, str], float]:
         """Wall time of tuning per (workload, target): each record is charged the time since the
         previous record of its run (the run's start for the first), so searching, model fitting and
@@ -238,6 +303,7 @@ class RecordDB:
         )
         return {(w, t): s for w, t, s in rows}
 
+    @_translated
     def export(self, out: IO[str], workload: str | None = None, target: str | None = None) -> int:
         """Write the matching records as JSON Lines (see the module docstring); returns how many."""
         n = 0
@@ -247,6 +313,7 @@ class RecordDB:
             n += 1
         return n
 
+    @_translated
     def import_records(self, records: list[ExportedRecord]) -> tuple[int, int]:
         """Add exported records (``parse_export``) in one transaction. Returns (imported, skipped:
         the (workload, target, point) was already recorded)."""

@@ -10,6 +10,7 @@ import html
 import json
 import math
 import re
+import textwrap
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -115,6 +116,8 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
 
 
+TITLE_CHARS = 80  # characters of a 9-point title line that fit the 7-inch figure
+
 HEADERS = ["workload", "target", "best ms", "GOPS", "trials", "ok", "failures", "measure s", "wall s", "searchers"]
 NUMERIC = {"best ms", "GOPS", "trials", "ok", "measure s", "wall s"}
 
@@ -138,8 +141,38 @@ def table_rows(reports: list[WorkloadReport]) -> list[list[str]]:
     ]
 
 
-def plot(report: WorkloadReport, path: Path) -> Path:
-    """Write the tuning curve of one workload as a PNG."""
+def terminal_lines(reports: list[WorkloadReport], width: int = 80) -> list[str]:
+    """The summary for a terminal of ``width`` columns: per workload, its keys on one (wrapped) line
+    and its figures on the next, under one header."""
+    head = f"{'best ms':>10} {'GOPS':>8} {'ok/trials':>10} {'measure s':>10} {'wall s':>8}  "
+    lines = [head + "failures; searchers"]
+    for r, (wk, tk, ms, gops, trials, ok, fails, measure, wall, searchers) in zip(reports, table_rows(reports)):
+        lines += textwrap.wrap(f"{wk} on {tk}", width, subsequent_indent="    ", break_on_hyphens=False)
+        figures = f"{ms:>10} {gops:>8} {ok + '/' + trials:>10} {measure:>10} {wall:>8}  "
+        rest = textwrap.wrap(f"{fails}; {searchers}", max(width - len(head), 12), break_on_hyphens=False)
+        lines += [figures + rest[0], *(" " * len(head) + x for x in rest[1:])]
+    return lines
+
+
+def title_lines(text: str, width: int) -> str:
+    """``text`` broken into lines of at most ``width`` characters, preferably after commas."""
+    lines = [""]
+    for part in re.findall(r"[^,]*,?", text):
+        while part:
+            room = width - len(lines[-1])
+            if len(part) <= room:
+                lines[-1] += part
+                part = ""
+            elif lines[-1]:
+                lines.append("")
+            else:  # a part longer than a line: cut it
+                lines[-1], part = part[:width], part[width:]
+                lines.append("")
+    return "\n".join(line for line in lines if line)
+
+
+def figure(report: WorkloadReport):
+    """The tuning curve of one workload, as a matplotlib Figure (Agg)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -152,7 +185,6 @@ def plot(report: WorkloadReport, path: Path) -> Path:
     for curve in report.curves:
         ys = [math.nan if y is None else y for y in curve.best_ms]
         ax.step(curve.trials, ys, where="post", marker=".", markersize=3, label=curve.label)
-    ax.set_title(f"{report.workload_key}  on  {report.target_key}", fontsize=9)
     ax.set_xlabel("trial")
     ax.set_ylabel("best latency so far (ms)")
     known = [y for c in report.curves for y in c.best_ms if y]
@@ -163,8 +195,20 @@ def plot(report: WorkloadReport, path: Path) -> Path:
     ax.grid(alpha=0.3)
     if report.curves:
         ax.legend(fontsize=8)
+    # keys can be longer than the figure is wide: wrapped after commas, centred on the figure, and
+    # smaller if a line still does not fit; tight_layout then makes room for the lines
+    text = title_lines(report.workload_key, TITLE_CHARS) + "\non " + title_lines(report.target_key, TITLE_CHARS)
+    title = fig.suptitle(text, fontsize=9)
+    width = title.get_window_extent(fig.canvas.get_renderer()).width
+    if width > 0.96 * fig.bbox.width:
+        title.set_fontsize(9 * 0.96 * fig.bbox.width / width)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    return fig
+
+
+def plot(report: WorkloadReport, path: Path) -> Path:
+    """Write the tuning curve of one workload as a PNG."""
+    figure(report).savefig(path, format="png")
     return path
 
 

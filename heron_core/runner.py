@@ -16,8 +16,9 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from heron_core.limits import MAX_TIMEOUT_S, Repeats, Timeout, Workers, count
 from heron_core.measure import MeasureResult, Status
 from heron_core.space import Point
 from heron_core.task import Task, TaskSpec
@@ -43,12 +44,12 @@ class Runner(ABC):
 
 class LocalRunnerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    parallel: PositiveInt = Field(default_factory=lambda: len(os.sched_getaffinity(0)))
-    build_timeout: PositiveFloat = 60.0
-    run_timeout: PositiveFloat = 30.0
-    number: PositiveInt = 3
-    repeat: PositiveInt = 4
-    min_repeat_ms: NonNegativeInt = 20
+    parallel: Workers = Field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    build_timeout: Timeout = 60.0
+    run_timeout: Timeout = 30.0
+    number: Repeats = 3
+    repeat: Repeats = 4
+    min_repeat_ms: count(int(MAX_TIMEOUT_S * 1000), lo=0) = 20
     check_correctness: bool = True
     cache_flush: bool = False
 

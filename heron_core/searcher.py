@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict
 
 from heron_core.cost_model import CostModel
+from heron_core.limits import Population
 from heron_core.measure import MeasureResult
 from heron_core.space import Point, SearchSpace, point_key
 
@@ -31,7 +32,7 @@ class Searcher(ABC):
 
 class ConstrainedRandomParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    candidates_per_trial: PositiveInt = 8
+    candidates_per_trial: Population = 8
     """With a trained cost model: sample this many valid points per slot, measure the best-predicted."""
 
 

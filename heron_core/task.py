@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from heron_core.errors import ConfigError
+from heron_core.limits import check_tensors
 from heron_core.operator import Operator
 from heron_core.registry import Registry, registry
 from heron_core.target import Target
@@ -48,21 +49,28 @@ def explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def make_operator(reg: Registry, spec: TaskSpec, check_memory: bool = False) -> Operator:
+    """The operator of ``spec``, its shape validated, its tensors within int32 indexing and (``check_memory``,
+    as the Plan asks: not again in workers, whose free memory the run itself reduces) this machine's memory."""
+    op_cls: type[Operator] = reg.get("operator", spec.op).factory
+    try:
+        shape = op_cls.Shape.model_validate(spec.shape)
+    except ValidationError as exc:
+        raise ConfigError(
+            f"operator '{spec.op}' shape: {explain(exc)}; expected " + ",".join(f"{f}=<int>" for f in op_cls.Shape.model_fields)
+        ) from None
+    op = op_cls(shape, spec.in_dtype, spec.out_dtype)
+    check_tensors(op, f"{spec.op}[{op.shape_label()}]", check_memory)
+    return op
+
+
 class Task:
     def __init__(self, spec: TaskSpec, reg: Registry | None = None):
         reg = reg or registry()
         self.spec = spec
         target_spec = reg.get("target", spec.target.name)
         self.target: Target = target_spec.factory(validate_params(reg, "target", spec.target))
-        op_cls: type[Operator] = reg.get("operator", spec.op).factory
-        try:
-            shape = op_cls.Shape.model_validate(spec.shape)
-        except ValidationError as exc:
-            raise ConfigError(
-                f"operator '{spec.op}' shape: {explain(exc)}; expected "
-                + ",".join(f"{f}=<int>" for f in op_cls.Shape.model_fields)
-            ) from None
-        self.op: Operator = op_cls(shape, spec.in_dtype, spec.out_dtype)
+        self.op: Operator = make_operator(reg, spec)
         self.target.check_task(self)
 
     @cached_property

@@ -16,7 +16,10 @@ TARGET = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
 def count(db, status=None):
     conn = sqlite3.connect(db)
     q = "SELECT COUNT(*) FROM records" + (" WHERE status=?" if status else "")
-    n = conn.execute(q, (status,) if status else ()).fetchone()[0]
+    try:
+        n = conn.execute(q, (status,) if status else ()).fetchone()[0]
+    except sqlite3.OperationalError:  # polled while the tuner is still creating the schema
+        n = 0
     conn.close()
     return n
 

@@ -113,3 +113,43 @@ def test_export_bad_input(library, tmp_path):
     proc = heron("export", str(tmp_path / "x"), "--all", db=tmp_path / "missing.db")
     assert proc.returncode == 2 and "no records database" in proc.stderr
     assert not (tmp_path / "x").exists() and not (tmp_path / "missing.db").exists()
+
+
+def _copy(src, dst, edit=lambda manifest: None):
+    manifest = json.loads((src / "manifest.json").read_text())
+    for name in src.iterdir():
+        if name.name != "manifest.json":
+            (dst / name.name).write_bytes(name.read_bytes())
+    edit(manifest)
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_manifest_paths_must_stay_inside_the_library(library, tmp_path):
+    src = library[0] / "lib"
+    (tmp_path / "lib").mkdir()
+    outside = tmp_path / "elsewhere.so"
+    outside.write_bytes((src / json.loads((src / "manifest.json").read_text())["kernels"][0]["module"]).read_bytes())
+
+    def point_outside(manifest):
+        manifest["kernels"][0]["module"] = "../elsewhere.so"
+
+    _copy(src, tmp_path / "lib", point_outside)
+    with pytest.raises(LibraryError, match=r"names '../elsewhere.so', outside the library folder: refused"):
+        heron_core.load_library(tmp_path / "lib")
+
+
+def test_a_truncated_module_is_refused_by_its_sha256(library, tmp_path):
+    manifest = _copy(library[0] / "lib", tmp_path)
+    entry = manifest["kernels"][0]
+    assert set(entry["sha256"]) >= {entry["module"], entry["script"]}
+    module = tmp_path / entry["module"]
+    module.write_bytes(module.read_bytes()[:4096])
+    with pytest.raises(LibraryError, match=f"{entry['module']} is not the file exported .* truncated or replaced"):
+        heron_core.load_library(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"kernels": [')
+    with pytest.raises(LibraryError, match="manifest.json cannot be read"):
+        heron_core.load_library(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"kernels": [{"workload_key": "x"}]}')
+    with pytest.raises(LibraryError, match="kernel 0 lacks device, module, op, params, shape, target_info"):
+        heron_core.load_library(tmp_path)

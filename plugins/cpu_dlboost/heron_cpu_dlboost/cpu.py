@@ -64,10 +64,22 @@ def host_cpu() -> CPUInfo:
     )
 
 
+# /proc/cpuinfo flag -> (LLVM feature, an LLVM CPU that has it and everything older Xeons have)
+_NEWER_CPU = [("amx_int8", "amx-int8", "sapphirerapids"), ("avx512_vnni", "avx512vnni", "icelake-server")]
+
+
 def llvm_host_cpu() -> str:
+    """LLVM's name for this CPU, unless it lacks a feature the kernel reports: LLVM detects by model
+    number, and a virtual machine may show an older model (seen: 'rocketlake', family 6 model 167,
+    with AMX flags), so the name would deny the AMX or VNNI instructions the CPU has."""
     from tvm.target import codegen
 
-    return str(codegen.llvm_get_system_cpu())
+    name = str(codegen.llvm_get_system_cpu())
+    flags = host_cpu().flags
+    for flag, feature, newer in _NEWER_CPU:
+        if flag in flags and feature not in llvm_cpu_features(name):
+            return newer
+    return name
 
 
 def llvm_cpu_features(mcpu: str) -> set[str]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict
 
 from heron_core.errors import ConfigError, TargetUnavailable
+from heron_core.limits import Workers, count
 from heron_core.target import Target
 from heron_cpu_dlboost import intrin
 from heron_cpu_dlboost.context import CPUContext
@@ -19,10 +20,10 @@ class CPUParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mcpu: str | None = None
     """LLVM CPU to compile for; default: this machine's (as LLVM names it)."""
-    num_cores: PositiveInt | None = None
+    num_cores: Workers | None = None
     """Threads a kernel may use; default: the cores this process may run on."""
-    l1_kib: PositiveInt | None = None
-    l2_kib: PositiveInt | None = None
+    l1_kib: count(2**20) | None = None
+    l2_kib: count(2**20) | None = None
     """Per-core cache capacities for the tiling rules; default: read from sysfs."""
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from heron_core.cost_model import CostModel
+from heron_core.limits import INT32_MAX, MAX_TRIALS, Population, count
 from heron_core.measure import MeasureResult
 from heron_core.space import Point
 
@@ -21,11 +22,11 @@ from heron_core.space import Point
 class GBDTParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     loss_type: Literal["reg", "rank"] = "reg"
-    num_trees: PositiveInt = 200
-    num_leaves: PositiveInt = 31
-    learning_rate: float = 0.1
-    min_samples: PositiveInt = 8
-    seed: int = 0
+    num_trees: Population = 200
+    num_leaves: Population = 31
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    min_samples: count(MAX_TRIALS) = 8
+    seed: count(INT32_MAX, lo=0) = 0
 
 
 class GBDTModel(CostModel):

@@ -6,21 +6,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from heron_core.limits import MAX_POPULATION, Population, count
 from heron_core.searcher import Searcher
 from heron_core.space import Point, point_key
 
 
 class EvolutionParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pop_num: PositiveInt = 200
+    pop_num: Population = 200
     """Population size, and fresh random valid points added each round."""
-    iter_walks: PositiveInt = 5
+    iter_walks: Population = 5
     """Generations (or annealing sweeps) per round."""
-    history_topk: int = Field(32, ge=0)
+    history_topk: count(MAX_POPULATION, lo=0) = 32
     """Best measured points seeded back into each round's population."""
-    select_num: PositiveInt = 100
+    select_num: Population = 100
     """Parents per generation."""
     temperature: float = Field(0.6, gt=0)
     """Selection temperature (lower = greedier)."""

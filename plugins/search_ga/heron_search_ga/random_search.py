@@ -4,15 +4,16 @@ extent, tiles that overflow the registers or caches)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, PositiveInt
+from pydantic import BaseModel, ConfigDict
 
+from heron_core.limits import Population
 from heron_core.searcher import Searcher
 from heron_core.space import Point, point_key
 
 
 class RandomParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    max_draws_per_point: PositiveInt = 200
+    max_draws_per_point: Population = 200
     """Give up on a slot after this many invalid draws (the batch comes back short)."""
 
 
