@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/device/pack.sh OUTDIR -- on the CPU machine, from the root of a Heron checkout: pack what the
+# bench/gpu_tensorcore/device_pack.sh OUTDIR -- on the CPU machine, from the root of a Heron checkout: pack what the
 # offline GPU machine (Python 3.12, PyTorch, nvcc; no TVM, no network) needs to build and measure Heron's
 # `tensorcore` kernels into OUTDIR:
 #   tvm_compiler.so.xz, tvm_pkg.tar.xz,  TVM 0.27 (../shared/gpu/make_bundle.sh's archives, 58.4 MB; its wheels are
@@ -10,19 +10,19 @@
 #                                        search_ga, model_gbdt, with their entry points); 3.3 MB
 #   tune.tar.xz (TUNE=1)                 OR-Tools reduced to CP-SAT, LightGBM, immutabledict, protobuf: what
 #                                        `heron tune` (CP-SAT spaces, cga, gbdt) needs beyond the device's packages
-#   bench/gpu_tensorcore.py, setup.sh    this checkout's benchmark, and the unpacking step for the device
+#   bench/gpu_tensorcore/gpu_tensorcore.py, setup.sh    this checkout's benchmark, and the unpacking step for the device
 # TVM + site.tar.xz + the ~3.7 MB tracked tree are just over the 64 MiB one call carries, so (README):
-#   echo /.hopper/ >> .git/info/exclude; TUNE=1 bash bench/device/pack.sh .hopper/pack
+#   echo /.hopper/ >> .git/info/exclude; TUNE=1 bash bench/gpu_tensorcore/device_pack.sh .hopper/pack
 #   call 1, carry .hopper/pack/{tvm_compiler.so.xz,tvm_pkg.tar.xz,MANIFEST.txt,setup.sh}:
 #     bash .hopper/pack/setup.sh .hopper/pack                      (TVM -> /tmp/heron_site, 6 s)
 #   call 2 at once (the machine stays warm 30 s), carry .hopper/pack/{site.tar.xz,MANIFEST.txt,setup.sh,bench}
 #   (+ tune.tar.xz for heron tune) and the plans:
 #     bash .hopper/pack/setup.sh .hopper/pack && source /tmp/heron_site/env.sh &&
 #     python3 .hopper/pack/bench/gpu_tensorcore.py run PLAN --out $OUT ...   (or: python3 -m heron_core.cli tune ...)
-# Points are planned here (bench/gpu_tensorcore.py plan, CP-SAT). Reruns keep the TVM parts; site.tar.xz is
+# Points are planned here (bench/gpu_tensorcore/gpu_tensorcore.py plan, CP-SAT). Reruns keep the TVM parts; site.tar.xz is
 # rebuilt each time (Heron changes). NO_TVM=1 skips TVM; TVM_BUNDLE=DIR takes an existing make_bundle output.
 set -euo pipefail
-OUT=${1:?usage: bench/device/pack.sh OUTDIR}
+OUT=${1:?usage: bench/gpu_tensorcore/device_pack.sh OUTDIR}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SHARED=${HERON_GPU_SHARED:-$ROOT/../shared/gpu}
 [ -f "$SHARED/make_bundle.sh" ] || SHARED=/work/shared/gpu
@@ -60,8 +60,8 @@ if [ "${TUNE:-0}" = 1 ]; then
   find "$TSITE" -name "*.so*" -type f -exec strip --strip-unneeded {} + 2> /dev/null || true
   tar -C "$TSITE" -cf - . | xz -9 -T0 > "$OUT/tune.tar.xz" && rm -rf "$TSITE"
 fi
-cp "$ROOT/bench/gpu_tensorcore.py" "$OUT/bench/"
-cp "$ROOT/bench/device/setup.sh" "$OUT/setup.sh"
+cp "$ROOT/bench/gpu_tensorcore/gpu_tensorcore.py" "$OUT/bench/"
+cp "$ROOT/bench/gpu_tensorcore/device_setup.sh" "$OUT/setup.sh"
 [ "${NO_TVM:-0}" = 1 ] || {
 # 3. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap; TVM_BUNDLE: an existing bundle)
 BUNDLE=${TVM_BUNDLE:-$CACHE/bundle}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# setup.sh PACKDIR -- on the GPU machine (run, don't source): unpacks what bench/device/pack.sh packed into
+# setup.sh PACKDIR -- on the GPU machine (run, don't source): unpacks what bench/gpu_tensorcore/device_pack.sh packed into
 # $HERON_SITE (default /tmp/heron_site) and writes $HERON_SITE/env.sh (PYTHONPATH, LD_LIBRARY_PATH when
 # libcudart.so.13 is not on the loader's path). A no-op when already done from the same pack.
 set -euo pipefail
