@@ -17,7 +17,8 @@ Per block (``1 + consumers`` warpgroups of 128 threads):
       the consumers released s (empty[s])
     warpgroups 1.. (consumers; setmaxnreg.inc): wait full[s]; `m_tiles` x block_k/16 wgmma
       m64n{block_n}k16 from shared-memory descriptors (swizzle `swizzle` bytes); release s
-    epilogue: accumulators (registers) -> output, fp32 or converted to the 16-bit input type
+    epilogue: accumulators -> output (fp32, or converted to the 16-bit input type), from registers or
+      (`epilogue` 1) through a padded shared-memory tile and coalesced 16-byte stores
 
 Shared operands are TMA boxes of swizzle-width rows (``swizzle`` / 2 elements): A and a K-major B
 (dense: B^T[n, k]) as block_k / width boxes of [rows, width]; an MN-major B (gemm, bmm: B[k, n],
