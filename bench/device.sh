@@ -22,6 +22,10 @@
 #                                call 2: carries the TVM bundle; runs bench/gpu_tensorcore/gpu_tensorcore.py run
 #                                (PLAN "-" = none). SMOKE=1: the plugin's GPU tests first; TUNE=1 (or quick):
 #                                `heron tune --target tensorcore` end to end, then `heron best`
+#   tensorcore-pack-setup PACKDIR
+#                                the sm_90a (wgmma) runs: TVM, dependencies and Heron from a pack that
+#                                bench/gpu_tensorcore/device_pack.sh made here, unpacked into /tmp/heron_site (then
+#                                `source /tmp/heron_site/env.sh`); two calls, as that script's header says
 #
 # A new device procedure is one more function below and one line in this header and in bench/README.md.
 set -u
@@ -171,5 +175,6 @@ case $procedure in
   amx-tune) amx_tune "$@" ;;
   tensorcore-install) tensorcore_install ;;
   tensorcore) tensorcore "$@" ;;
+  tensorcore-pack-setup) bash bench/gpu_tensorcore/device_setup.sh "$@" ;;
   *) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [ "$procedure" = help ] || exit 2 ;;
 esac

@@ -59,3 +59,15 @@ def test_kernel_crash_is_recorded_as_crash():
     with LocalRunner(LocalRunnerParams(parallel=1)) as r:
         (res,) = r.run(task, [point])
     assert res.status is Status.CRASH and "SIGILL" in res.error
+
+
+def test_bfloat16_outputs_are_compared_within_the_tolerance():
+    """numpy sees ml_dtypes' bfloat16 as an opaque kind ('V'): compared as floats, not bit for bit."""
+    import ml_dtypes
+
+    outputs_match = runner_mod.outputs_match
+    expected = np.linspace(-4, 4, 64).astype(ml_dtypes.bfloat16)
+    nudged = (expected.astype(np.float32) * 1.004).astype(ml_dtypes.bfloat16)
+    assert outputs_match(nudged, expected, (2e-2, 1e-3))
+    assert not outputs_match(-nudged, expected, (2e-2, 1e-3))
+    assert not outputs_match(np.arange(4), np.arange(4) + 1)

@@ -1,7 +1,8 @@
 """Heron `tensorcore` vs PyTorch fp16 (cuBLAS / cuDNN) on the GPU it runs on, in the same run.
 
 Cases: the paper's figure-6 Tensor Core cases (fp16 in, fp16 out/accumulate, as the original),
-GEMM 1024^3 / 4096^3 / 8192^3 and a few transformer layers. The search is split so that the GPU
+GEMM 1024^3 / 4096^3 / 8192^3 and a few transformer layers; the `W_` cases run the sm_90a wgmma
+template (groups wgmma, wgmma_llm, wgmma_fig6; fp16 or bf16). The search is split so that the GPU
 machine needs neither OR-Tools nor a long lease:
 
 1. `plan` (any machine, CP-SAT): valid points of every case's space, drawn at random
@@ -83,11 +84,23 @@ CASES: dict[str, tuple[str, str, dict]] = {
 }  # fmt: skip
 FIGURE6_GROUPS = ("gemm", "bmm", "c2d", "c1d", "c3d", "dil", "t2d", "gemv", "scan")
 
+# The wgmma path (sm_90a; issue 22): name -> (arch, input dtype); output in the input dtype, fp32 accumulation
+_LLM = {"K": 4096, "N": 11008}
+for _dt, _tag in (("float16", "F16"), ("bfloat16", "BF16")):
+    for _n in (4096, 8192):
+        CASES[f"W_GEMM{_n}_{_tag}"] = ("wgmma", "gemm", {"M": _n, "K": _n, "N": _n})
+    for _m in (16, 128, 4096):
+        CASES[f"W_LLM{_m}_{_tag}"] = ("wgmma_llm", "dense", {"M": _m, **_LLM})
+for _name in ("G1", "G2", "G3", "G4", "G5", "B1", "B2", "B3", "B4", "B5", "B6"):
+    CASES[f"W_{_name}"] = ("wgmma_fig6", *CASES[_name][1:])
+CASE_TARGET = {n: ("sm_90a", "bfloat16" if n.endswith("_BF16") else "float16") for n in CASES if n.startswith("W_")}
+
 
 TARGET_PARAMS = {"arch": "sm_90"}
 DTYPE = "float16"  # inputs, accumulation and output (the original's figure 6)
 TUNE = {"number": 5, "repeat": 3, "min_repeat_ms": 10}
 RETIME = {"repeat": 7, "min_repeat_ms": 40}
+POINT_TIMEOUT_S = float(os.environ.get("HERON_POINT_TIMEOUT_S", 180))  # check + time one point (a hung kernel ends here)
 CHECKED_DURING_TUNING = 1 << 20  # output elements compared with numpy per candidate (all of them at re-timing)
 HANDWRITTEN_WMMA_TFLOPS = 279  # ../shared/gpu/README.md: best fixed WMMA schedule of a 4096^3 GEMM on an H100
 
@@ -96,8 +109,9 @@ def task_of(name: str):
     from heron_core.task import PluginRef, Task, TaskSpec
 
     _, op, shape = CASES[name]
-    return Task(TaskSpec(target=PluginRef(name="tensorcore", params=TARGET_PARAMS), op=op, shape=shape,
-                         in_dtype=DTYPE, out_dtype=DTYPE))  # fmt: skip
+    arch, dtype = CASE_TARGET.get(name, (TARGET_PARAMS["arch"], DTYPE))
+    return Task(TaskSpec(target=PluginRef(name="tensorcore", params={**TARGET_PARAMS, "arch": arch}), op=op, shape=shape,
+                         in_dtype=dtype, out_dtype=dtype))  # fmt: skip
 
 
 # --- 1. plan: valid points, at random or guided by a cost model ----------------------------
@@ -167,7 +181,7 @@ def _fresh(space, n: int, rng: random.Random, seen: list[str], fixed: dict) -> l
 
 
 def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[str], candidates: int, explore: int,
-              fixed: dict | None = None) -> dict:
+              fixed: dict | None = None, include: list[dict] | None = None) -> dict:
     """``points``: per group, or "*" for any other; guided runs add ``explore`` per 10 points.
     ``fixed`` knob values restrict the fresh samples (e.g. mma=1: the earlier runs' best, all wmma,
     is then measured next to its mma twin and the model's top mma points)."""
@@ -199,12 +213,18 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
             ranked = [p for p in ranked if point_key(p) not in {point_key(b) for b in best}]
             more = explore * n // 10
             chosen = best + ranked[:n] + ranked[n:][: more * 4 : 4][:more]
+        if include:  # given points first, in each case whose space holds them
+            given = [p for p in include if space.is_valid(p)]
+            keys = {point_key(p) for p in given}
+            chosen = given + [p for p in chosen if point_key(p) not in keys]
         cases.append({"case": name, "points": chosen})
         print(f"{name}: {len(chosen)} points", flush=True)
     counts = ", ".join(f"{k} {v}" for k, v in points.items())
     sampler = (f"the best point of {', '.join(map(os.path.basename, guides))}; the top ({counts}) of {candidates} fresh "
                f"samples by a cost model trained on those runs; {explore} per 10 more from the rest of the ranking"
                if guides else f"random valid ({counts})")  # fmt: skip
+    if include:
+        sampler = f"{len(include)} given points (where valid), then " + sampler
     if fixed:
         sampler += f"; fresh samples restricted to {', '.join(f'{k}={v}' for k, v in fixed.items())}"
         sampler += " (the earlier best's twin with them too)" if guides else ""
@@ -355,7 +375,7 @@ def measure_case(name: str, task, jobs: list, measurer: Measurer) -> tuple[dict,
         m = {"point": point}
         try:
             m["build_s"] = round(fut.result(), 2)
-            status, costs, error = measurer.call(measure_point, (spec, path, TUNE, False), timeout=180)
+            status, costs, error = measurer.call(measure_point, (spec, path, TUNE, False), timeout=POINT_TIMEOUT_S)
             m.update(status=status, error=error[:300])
             if costs:
                 m["latency_s"] = statistics.median(costs)
@@ -406,7 +426,7 @@ def compare_torch(row: dict) -> None:
     layouts = ("nchw", "channels_last") if op in ("conv1d", "conv2d", "conv3d", "dil", "t2d") else ("nchw",)
     for layout in layouts:
         try:
-            row[f"torch_ms_{layout}"] = torch_ms(op, shape, layout)
+            row[f"torch_ms_{layout}"] = torch_ms(op, shape, layout, CASE_TARGET.get(row["case"], ("", DTYPE))[1])
         except Exception as exc:  # report, go on
             row[f"torch_error_{layout}"] = f"{type(exc).__name__}: {exc}"[:300]
     times = [row[f"torch_ms_{lay}"] for lay in layouts if f"torch_ms_{lay}" in row]
@@ -423,14 +443,14 @@ def _remove(path: str | None) -> None:
         os.remove(path)
 
 
-def torch_ms(op: str, shape: dict, layout: str = "nchw") -> float:
-    """Milliseconds per call of the same operator in PyTorch fp16 on the GPU (cuBLAS / cuDNN);
+def torch_ms(op: str, shape: dict, layout: str = "nchw", dtype: str = DTYPE) -> float:
+    """Milliseconds per call of the same operator in PyTorch (``dtype``) on the GPU (cuBLAS / cuDNN);
     ``channels_last``: activations and weights in channels-last memory (what Heron's convolutions take)."""
     import torch
     import torch.nn.functional as F
 
     torch.backends.cudnn.benchmark = True
-    s, dev, h = shape, "cuda", torch.float16
+    s, dev, h = shape, "cuda", getattr(torch, dtype)
 
     def rnd(*dims):
         t = torch.randn(*dims, device=dev, dtype=h)
@@ -441,6 +461,9 @@ def torch_ms(op: str, shape: dict, layout: str = "nchw") -> float:
     if op == "gemm":
         a, b = rnd(s["M"], s["K"]), rnd(s["K"], s["N"])
         fn = lambda: torch.matmul(a, b)  # noqa: E731
+    elif op == "dense":
+        a, w = rnd(s["M"], s["K"]), rnd(s["N"], s["K"])
+        fn = lambda: F.linear(a, w)  # noqa: E731
     elif op == "bmm":
         a, b = rnd(s["batch"], s["M"], s["K"]), rnd(s["batch"], s["K"], s["N"])
         fn = lambda: torch.bmm(a, b)  # noqa: E731
@@ -657,6 +680,7 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=300, help="fresh samples per case the model ranks")
     p.add_argument("--explore", type=int, default=0, help="guided: per 10 points, this many from the rest of the ranking")
     p.add_argument("--fix", default="", help="KNOB=V,...: fresh samples agree with these (e.g. mma=1)")
+    p.add_argument("--include", default="", help="a JSON file of points measured first in every case whose space holds them")
     p.add_argument("--out", required=True, help="the plan (JSON; gzip-compressed if it ends in .gz)")
     r = sub.add_parser("run", help="measure a plan and PyTorch (on the GPU machine)")
     r.add_argument("plan")
@@ -677,8 +701,9 @@ def main() -> None:
         names = args.cases.split(",") if args.cases else [n for n, c in CASES.items() if "all" in groups or c[0] in groups]
         points = dict(kv.split("=") for kv in args.points.split(",")) if "=" in args.points else {"*": args.points}
         fixed = {k: int(v) for k, v in (kv.split("=") for kv in args.fix.split(",") if kv)}
+        include = json.loads(Path(args.include).read_text()) if args.include else None
         plan = make_plan(names, {k: int(v) for k, v in points.items()}, args.seed, args.guide, args.candidates, args.explore,
-                         fixed)  # fmt: skip
+                         fixed, include)  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(plan).encode()
         Path(args.out).write_bytes(gzip.compress(text) if args.out.endswith(".gz") else text)

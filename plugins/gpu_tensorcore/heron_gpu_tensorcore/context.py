@@ -30,7 +30,7 @@ import numpy as np
 
 from heron_core.space import Point, SearchSpace
 from heron_core.target import Context
-from heron_gpu_tensorcore import intrin, lowering
+from heron_gpu_tensorcore import intrin, lowering, wgmma
 from heron_gpu_tensorcore.device import MAX_REGISTERS_PER_THREAD
 from heron_gpu_tensorcore.gemm_view import GemmView, arg_shape, readers, view_of
 
@@ -80,7 +80,18 @@ class TensorCoreContext(Context):
         return self._computes[key]
 
     # --- the template ---------------------------------------------------------------------
+    def uses_wgmma(self, task: Task) -> bool:
+        """sm_90a schedules gemm, dense and bmm with the wgmma template (wgmma.py) instead."""
+        return self.target.wgmma_capable and task.op.name in wgmma.OPS
+
+    def _dims(self, task: Task) -> tuple[int, int, int, int]:
+        view = view_of(task.op)
+        return view.batch, view.M, view.N, view.K
+
     def define(self, task: Task, space: SearchSpace) -> None:
+        if self.uses_wgmma(task):
+            wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block, _out_bytes(task))
+            return
         comp = self.compute(task)
         view, gpu = comp.view, self.target.gpu
         Mp, Np, Kp = view.padded
@@ -169,6 +180,8 @@ class TensorCoreContext(Context):
         m.Add(vec_b >= 2).OnlyEnforceIf(_eq(space, use_async, 1))
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
+        if self.uses_wgmma(task):
+            return wgmma.features(wgmma.config_of(point), self._dims(task), self.target.gpu.sm_count, _out_bytes(task))
         view = self.compute(task).view
         Mp, Np, Kp = view.padded
         fm, fn, _ = intrin.FRAGMENTS[point["frag"]]
@@ -186,18 +199,34 @@ class TensorCoreContext(Context):
         }
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
-        return self.compute(task).view.layouts
+        return {} if self.uses_wgmma(task) else self.compute(task).view.layouts
 
     def tolerance(self, task: Task) -> tuple[float, float]:
         """fp16 accumulation rounds every partial sum to 11 bits: allow 4% of the sums' typical
         size (sqrt(K) for the unit-normal inputs the runner uses; a wrong index errs by ~100%);
-        fp32 accumulation is held to the core's default, scaled the same way."""
-        k = self.compute(task).view.K
+        fp32 accumulation is held to the core's default, scaled the same way; the wgmma kernels
+        accumulate in fp32 and round a 16-bit output once (bf16: 8 bits, 2%)."""
+        k = view_of(task.op).K
         scale = float(np.sqrt(k))
+        if self.uses_wgmma(task):
+            return (1e-3, 1e-3 * scale) if task.spec.out_dtype == "float32" else (2e-2, 2e-2 * scale)
         return (1e-2, 4e-2 * scale) if acc_dtype(task) == "float16" else (1e-3, 1e-3 * scale)
 
     def apply(self, task: Task, point: Point):
+        if self.uses_wgmma(task):
+            import tvm
+
+            batch, M, N, K = self._dims(task)
+            spec = task.spec
+            func = wgmma.prim_func(task.op, wgmma.config_of(point), spec.in_dtype, spec.out_dtype, batch, M, N, K,
+                                   task.op.name == "dense", self.target.gpu.sm_count)  # fmt: skip
+            lowering.install()
+            return lowering.mark_tirx(tvm.IRModule({"main": func}))
         return schedule(self.compute(task), task, point)
+
+
+def _out_bytes(task: Task) -> int:
+    return 4 if task.spec.out_dtype == "float32" else 2
 
 
 def _eq(space: SearchSpace, var, value: int):

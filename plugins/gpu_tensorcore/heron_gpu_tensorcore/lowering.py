@@ -20,6 +20,7 @@ without the mark are lowered exactly as before (one more LowerWarpMemory that fi
 from __future__ import annotations
 
 WARP_FRAGMENTS = "heron.warp_fragments"
+TIRX = "heron.tirx"  # a TIRx (TVMScript with device-entry scopes) kernel: TVM's "tirx" pipeline lowers it
 MAX_ROUNDS = 32
 _installed = False
 
@@ -30,8 +31,14 @@ def mark(mod):
     return mod
 
 
-def _marked(mod) -> bool:
-    return any(f.attrs is not None and WARP_FRAGMENTS in f.attrs for f in mod.functions.values())
+def mark_tirx(mod):
+    """``mod`` with its main function marked for TVM's TIRx lowering (the wgmma kernels)."""
+    mod["main"] = mod["main"].with_attr(TIRX, 1)
+    return mod
+
+
+def _marked(mod, key: str = WARP_FRAGMENTS) -> bool:
+    return any(f.attrs is not None and key in f.attrs for f in mod.functions.values())
 
 
 def install() -> None:
@@ -45,12 +52,15 @@ def install() -> None:
     from tvm.tirx import compilation_pipeline as cp
 
     base_factory = cp.PIPELINE_MAP["s_tir"]
+    tirx_factory = cp.PIPELINE_MAP["tirx"]
 
     def factory(**kwargs):
         base, host_passes, device_passes = base_factory(**kwargs)
 
         @tvm.transform.module_pass(opt_level=0, name="heron.s_tir_pipeline")
         def pipeline(mod, _ctx):
+            if _marked(mod, TIRX):
+                return tirx_factory()[0](mod)
             if not _marked(mod):
                 return base(mod)
             cur = tvm.transform.PassContext.current()

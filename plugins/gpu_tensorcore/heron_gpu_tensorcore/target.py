@@ -1,5 +1,6 @@
 """Target ``tensorcore``: fp16 operators on NVIDIA Tensor Cores (CUDA WMMA, and mma.sync + ldmatrix
-on sm_80 and newer), sm_70 and newer."""
+on sm_80 and newer), sm_70 and newer; on sm_90a, gemm/dense/bmm in fp16 or bf16 with wgmma + TMA
+(wgmma.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pydantic import BaseModel, ConfigDict
 
 from heron_core.errors import ConfigError, TargetUnavailable
 from heron_core.target import Target
+from heron_gpu_tensorcore import wgmma
 from heron_gpu_tensorcore.context import TensorCoreContext
 from heron_gpu_tensorcore.device import GpuInfo, query
 from heron_gpu_tensorcore.direct_context import DIRECT_OPS, DirectContext, is_direct
-from heron_gpu_tensorcore.gemm_view import VIEWS
+from heron_gpu_tensorcore.gemm_view import VIEWS, view_of
 
 OUT_DTYPES = ("float16", "float32")
 
@@ -22,7 +24,8 @@ OUT_DTYPES = ("float16", "float32")
 class TensorCoreParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     arch: str | None = None
-    """CUDA architecture to compile for (e.g. sm_90); default: the GPU's, else sm_90."""
+    """CUDA architecture to compile for (e.g. sm_90); default: the GPU's, else sm_90. sm_90a (Hopper)
+    schedules gemm, dense and bmm with wgmma + TMA (fp16 or bf16 in, fp32 accumulation)."""
     device_id: int = 0
     """Which GPU to read the limits of and run on."""
     compiler: Literal["nvcc", "nvrtc"] = "nvcc"
@@ -45,6 +48,11 @@ class TensorCoreTarget(Target):
     def mma_capable(self) -> bool:
         """mma.sync.m16n8k16 with fp16 operands and ldmatrix: sm_80 and newer."""
         return int(self.arch.removeprefix("sm_").rstrip("a")) >= 80
+
+    @property
+    def wgmma_capable(self) -> bool:
+        """wgmma and setmaxnreg need the architecture-specific sm_90a."""
+        return self.arch == "sm_90a"
 
     def check_host(self) -> None:
         if not self.gpu.present:
@@ -75,6 +83,16 @@ class TensorCoreTarget(Target):
                 "target 'tensorcore' takes convolutions channels-first and stores their activations channels-last "
                 "itself (a packed argument layout, see DEVELOPERS.md): leave out channels_last=1"
             )
+        if self.wgmma_capable and op.name in wgmma.OPS:
+            in_dtype, out_dtype = task.spec.in_dtype, task.spec.out_dtype
+            if in_dtype not in wgmma.IN_DTYPES or out_dtype not in ("float32", in_dtype):
+                raise ConfigError(
+                    "target 'tensorcore' (sm_90a, wgmma) computes fp16 or bf16 inputs with fp32 accumulation, output "
+                    f"float32 or the input type, not {in_dtype} -> {out_dtype}"
+                )
+            view = view_of(op)
+            wgmma.check_shape(op.name, view.M, view.N, view.K)
+            return
         if task.spec.in_dtype != "float16" or task.spec.out_dtype not in OUT_DTYPES:
             raise ConfigError(
                 "target 'tensorcore' computes fp16 x fp16 with fp16 or fp32 accumulation (in_dtype float16, out_dtype "
