@@ -21,6 +21,8 @@ class Conv2dShape(ConvShape):
     pad: NonNegativeInt = 0
     dilation: PositiveInt = 1
     channels_last: bool = False
+    bias: bool = False
+    relu: bool = False
 
 
 _resnet = {"N": 1, "H": 56, "W": 56, "C": 64, "K": 64, "R": 3, "S": 3, "stride": 1, "pad": 1}

@@ -67,6 +67,7 @@ class Compute:
     read: dict  # the readers the operator used, with the loop variables that indexed each
     stages: tuple[str, ...]  # blocks that pack or pad an operand inside the kernel
     layout: Layout
+    epilogue: str | None = None  # the block applying the operator's epilogue: the accumulator's write-back
 
 
 class CPUContext(Context):
@@ -96,7 +97,12 @@ class CPUContext(Context):
 
         op, hint = task.op, task.op.dot_hint
         args, read, stages = [], {}, []
+        epilogue = op.epilogue
+        extra = {t.name for t in epilogue.tensors()} if epilogue else set()
         for t in [*op.inputs, *op.constants]:
+            if t.name in extra:  # read by the epilogue only, straight from its argument
+                args.append(te.placeholder(t.shape, t.dtype, name=t.name))
+                continue
             shape = self.weight_blocking(task).shape(t.shape) if _prepacked(t, hint) else t.shape
             ph = te.placeholder(shape, t.dtype, name=t.name)
             args.append(ph)
@@ -114,8 +120,10 @@ class CPUContext(Context):
             stages.append(_pack_stage(t.name, layout, source))
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        func = te.create_prim_func([*args, out])
-        return Compute(func, out, read, tuple(s.op.name for s in stages), self.layout_of(task, out, read))
+        final = epilogue.compute(out, {a.name: a for a in args if a.name in extra}) if epilogue else out
+        func = te.create_prim_func([*args, final])
+        layout = self.layout_of(task, out, read)
+        return Compute(func, out, read, tuple(s.op.name for s in stages), layout, final.op.name if epilogue else None)
 
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
@@ -138,9 +146,11 @@ class CPUContext(Context):
             kind = "spatial" if ax.spatial else "reduction"
             tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
         lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+        # An epilogue writes the output from the accumulator, so the accumulator must be a cache.
+        in_output = lane_last and task.op.epilogue is None
         space.knob(
             "acc_level",
-            (0, 1, 2) if lane_last else (0, 1),
+            (0, 1, 2) if in_output else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
         for level in (1, 2):
@@ -219,7 +229,8 @@ class CPUContext(Context):
         outer_levels = [s(0), s_ordered(1)]
         acc = None
         if point["acc_level"] < 2:
-            acc = sch.cache_write(block, 0, "global")
+            # the epilogue block is the write-back: the s32 accumulator stays a per-tile buffer
+            acc = sch.get_sblock(compute.epilogue) if compute.epilogue else sch.cache_write(block, 0, "global")
             lane_dim, rank = task.op.dot_hint.out_lane_axis, len(task.op.output.shape)
             if lane_dim != rank - 1:  # the micro-kernel writes 16 contiguous lanes: move them innermost
                 sch.transform_layout(
