@@ -513,8 +513,9 @@ def build(
         from heron_core import build as b
 
         params = _pairs(target_param, "--target-param")
+        onnx_model = b.load_onnx(model)  # a broken file is reported before anything else
         if tune_config is not None:
-            products = b.find_products(b.load_onnx(model))
+            products = b.find_products(onnx_model)
             for i, cfg in enumerate(b.tune_configs(products, trials, params)):
                 path = tune_config if i == 0 else tune_config.with_name(f"{tune_config.name}.{i}")
                 path.write_text(json.dumps(cfg, indent=1))
