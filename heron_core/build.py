@@ -186,16 +186,22 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
 
 
 def _constant_value(name: str, producer, inits) -> np.ndarray | None:
-    """A constant operand: an initializer, or the dequantized value of a DequantizeLinear of one."""
+    """A constant operand: an initializer, or the dequantized value of a DequantizeLinear of one
+    (through Identity nodes, which exporters leave for shared initializers)."""
+    while name not in inits and name in producer and producer[name].op_type == "Identity":
+        name = producer[name].input[0]
     if name in inits:
         return inits[name].astype(np.float64)
     dq = producer.get(name)
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in inits:
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    value = _constant_value(dq.input[0], producer, inits)
+    if value is None:
         return None
     qp = _quant_params(dq, inits)
     if qp is None:
         return None
-    return (inits[dq.input[0]].astype(np.float64) - qp[1].astype(np.float64)) * qp[0].astype(np.float64)
+    return (value - qp[1].astype(np.float64)) * qp[0].astype(np.float64)
 
 
 def _conv_shape(attrs: dict, x_shape, w_shape) -> dict[str, int] | None:
