@@ -199,7 +199,76 @@ def run_bert_torch(work: Path, trials: int, runs: int, timing: bool) -> dict | N
     }
 
 
-CASES = {"resnet50": run_resnet, "bert_torch": run_bert_torch}
+# --- BERT-base, ONNX int8 -----------------------------------------------------------------------
+def prepare_bert_onnx(work: Path) -> Path:
+    import torch
+    from onnx_models import quantize
+    from transformers import BertConfig, BertModel
+
+    fp32, qdq = work / "bert.onnx", work / "bert_qdq.onnx"
+    if not fp32.exists():
+        torch.manual_seed(0)
+        bert = BertModel(BertConfig(), add_pooling_layer=False).eval()
+
+        class Hidden(torch.nn.Module):  # input_ids only, by keyword (BertModel's positional arguments changed)
+            def __init__(self):
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, ids):
+                return self.bert(input_ids=ids).last_hidden_state
+
+        ids = torch.randint(0, 30522, (1, 128))
+        with torch.no_grad():
+            torch.onnx.export(Hidden().eval(), (ids,), str(fp32), opset_version=17, dynamo=False, input_names=["input_ids"])
+    if not qdq.exists():
+        quantize(fp32, qdq, samples=4, int_inputs=True)
+    return qdq
+
+
+def run_bert_onnx(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    import onnxruntime as ort
+
+    from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
+    from heron_core.records import RecordDB
+
+    qdq = prepare_bert_onnx(work)
+    products = find_products(load_onnx(qdq))
+    db = work / "bert_onnx.db"
+    tune(tune_configs(products, trials, TARGET), work, db)
+    out = work / "bert_built"
+    if not timing:
+        return None
+    records = RecordDB(db)
+    try:
+        built = build_model(qdq, records, out, target_params=TARGET, log=print)
+    finally:
+        records.close()
+    model = load_model(out)
+    check = compare_with_onnxruntime(qdq, model, threads=1)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": np.random.default_rng(0).integers(0, 30522, (1, 128))}
+    ort_ms = median_ms(lambda: sess.run(None, feeds), runs)
+    heron_ms = median_ms(lambda: model(feeds), runs)
+    latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
+    kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
+    return {
+        "case": "BERT-base int8 QDQ (ONNX, seq 128)",
+        "products": len(products),
+        "on_heron": len(built.heron),
+        "trials_per_workload": trials,
+        "heron_ms": heron_ms,
+        "ort_ms": ort_ms,
+        "speedup_vs_ort": ort_ms / heron_ms,
+        "heron_kernels_ms": kernel_ms,
+        "rest_ms": heron_ms - kernel_ms,
+        "check": check,
+    }
+
+
+CASES = {"resnet50": run_resnet, "bert_torch": run_bert_torch, "bert_onnx": run_bert_onnx}
 
 
 def write(results: dict, info: dict) -> Path:

@@ -79,6 +79,11 @@ def find_products(model) -> list[Product]:
     for o in graph.output:
         users[o.name] = users.get(o.name, 0) + 1
     shapes = _static_shapes(model)
+    wanted = {n.input[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    wanted |= {n.output[0] for n in graph.node if n.op_type in ("Conv", "MatMul", "Gemm", "Relu")}
+    missing = sorted(wanted - shapes.keys() - inits.keys())
+    if missing:
+        shapes.update(_runtime_shapes(model, missing))
     index = {id(n): i for i, n in enumerate(graph.node)}
     found = []
     for q in graph.node:
@@ -97,6 +102,27 @@ def _static_shapes(model) -> dict[str, tuple[int, ...]]:
         if dims and all(d.HasField("dim_value") for d in dims):
             shapes[v.name] = tuple(d.dim_value for d in dims)
     return shapes
+
+
+def _runtime_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes ONNX's inference leaves symbolic (e.g. through a mask's Expand), from one run of
+    ONNX Runtime on random inputs (the model's input shapes are static)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    probe.graph.output.extend(helper.make_empty_tensor_value_info(n) for n in names)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    inputs = [
+        {"name": i.name, "shape": list(_static_shapes(model).get(i.name, ())), "dtype": _dtype(i)}
+        for i in model.graph.input
+        if i.name not in {init.name for init in model.graph.initializer}
+    ]
+    return {n: tuple(v.shape) for n, v in zip(names, sess.run(names, random_feeds(inputs)))}
 
 
 def _attrs(node) -> dict:
@@ -158,6 +184,8 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
     reduce = spec["C"] if op == "conv2d" else spec["K"]
     if channels % 16 or reduce % 4:  # what today's dlboost kernels take (no padding to 16 x 4 yet)
         return None
+    if wp[0].size > 1 and _attrs(dq_w).get("axis", 1) % w.ndim != channel_axis:
+        return None  # scales per something other than the output channel
     sw = np.broadcast_to(wp[0].astype(np.float32).reshape(-1), (channels,))
     bias = np.zeros(channels, np.float64)
     if len(prod.input) > 2 and prod.input[2]:

@@ -39,7 +39,7 @@ def fp32_model(path: Path) -> Path:
     return path
 
 
-def quantize(fp32: Path, path: Path, samples: int = 8) -> Path:
+def quantize(fp32: Path, path: Path, samples: int = 8, int_inputs: bool = False) -> Path:
     """int8 QDQ (u8 activations, s8 per-channel weights) with random calibration data."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -50,7 +50,8 @@ def quantize(fp32: Path, path: Path, samples: int = 8) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.data = iter([{n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()} for _ in range(samples)])
+            draw = (lambda s: rng.integers(0, 1000, s)) if int_inputs else (lambda s: rng.standard_normal(s).astype(np.float32))
+            self.data = iter([{n: draw(s) for n, s in shapes.items()} for _ in range(samples)])
 
         def get_next(self):
             return next(self.data, None)
