@@ -52,6 +52,8 @@ class Product:
     out_shape: tuple[int, ...]
     arrays: dict[str, np.ndarray] = field(repr=False)  # the kernel's weight and epilogue operands (logical layouts)
     workload_key: str = ""
+    pre_pad: tuple[tuple[int, int], ...] | None = None  # padding of x by the graph (with its zero point) before the kernel
+    pad_value: int = 0
 
 
 def load_onnx(path: str | Path):
@@ -164,11 +166,21 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
     attrs = _attrs(prod)
     sx, zx = np.float32(xp[0].reshape(())), int(xp[1].reshape(()))
     sy, zy = np.float32(qp[0].reshape(())), int(qp[1].reshape(()))
+    pre_pad = None
     if prod.op_type == "Conv":
         spec = _conv_shape(attrs, x_shape, w.shape)
-        if spec is None or (spec["pad"] and zx):  # the kernel pads with u8 zeros, the real zero is zx
+        if spec is None:
             return None
         op, channel_axis, weight = "conv2d", 0, w
+        extra_c = -spec["C"] % 4
+        if extra_c or (spec["pad"] and zx):
+            # The kernel pads with u8 zeros, but the real zero is zx, and takes channels in 4s: the graph pads
+            # x with zx instead (channels and borders; zero weights for the added channels).
+            p = spec["pad"]
+            pre_pad = ((0, 0), (0, extra_c), (p, p), (p, p))
+            weight = np.pad(w, ((0, 0), (0, extra_c), (0, 0), (0, 0)))
+            spec = {**spec, "C": spec["C"] + extra_c, "H": spec["H"] + 2 * p, "W": spec["W"] + 2 * p, "pad": 0}
+            x_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x_shape, pre_pad))
     elif prod.op_type == "MatMul":
         if w.ndim != 2 or x_shape[-1] != w.shape[0]:
             return None
@@ -194,7 +206,7 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
             return None
         bias = np.broadcast_to(b.reshape(-1), (channels,)).astype(np.float64)
     other_axes = tuple(d for d in range(w.ndim) if d != channel_axis)
-    sum_w = w.astype(np.int64).sum(axis=other_axes)
+    sum_w = weight.astype(np.int64).sum(axis=other_axes)
     acc_scale = sx.astype(np.float64) * sw.astype(np.float64)
     folded_bias = np.rint(bias / acc_scale).astype(np.int64) - zx * sum_w
     if np.abs(folded_bias).max(initial=0) >= 2**31:
@@ -210,7 +222,8 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
     }
     shape = {**spec, "bias": 1, **({"relu": 1} if relu else {})}
     out_dtype = "uint8" if qp[1].dtype == np.uint8 else "int8"
-    return Product([*nodes, index[id(prod)]], dq_x.input[0], q.output[0], op, shape, out_dtype, tuple(x_shape), tuple(out_shape), arrays)
+    nodes = [*nodes, index[id(prod)]]
+    return Product(nodes, dq_x.input[0], q.output[0], op, shape, out_dtype, tuple(x_shape), tuple(out_shape), arrays, "", pre_pad, zx)
 
 
 def _constant_value(name: str, producer, inits) -> np.ndarray | None:
@@ -378,6 +391,8 @@ def _kernel_call(p: Product) -> dict:
     kernel_in = task.op.inputs[0].shape
     return {
         "symbol": kernel_symbol(p.workload_key),
+        "pre_pad": p.pre_pad,
+        "pad_value": p.pad_value,
         "consts": consts,
         "in_shape": tuple(kernel_in),
         "kernel_out": tuple(task.op.output.shape),

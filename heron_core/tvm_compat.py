@@ -94,6 +94,8 @@ def relax_from_onnx(model, custom_op: str, calls: list[dict]):
         def _impl_v1(cls, bb, inputs, attr, params):
             call = calls[attr["kernel"]]
             x = bb.normalize(inputs[0])
+            if call["pre_pad"]:
+                x = bb.emit(relax.op.nn.pad(x, [v for pair in call["pre_pad"] for v in pair], "constant", float(call["pad_value"])))
             if tuple(int(d) for d in x.ty.shape) != call["in_shape"]:
                 x = bb.emit(relax.op.reshape(x, call["in_shape"]))
             consts = [relax.const(c) for c in call["consts"]]

@@ -8,7 +8,7 @@ import numpy as np
 
 
 def fp32_model(path: Path) -> Path:
-    """x (1,8,8,8) -> Conv 1x1 (32) -> Relu -> Conv 3x3 pad 1 (16) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (16);
+    """x (1,3,8,8) -> Conv 3x3 pad 1 (32: 3 channels, padding under a nonzero zero point) -> Relu -> Conv 3x3 pad 1 (16) -> Relu -> GlobalAveragePool -> Flatten -> Gemm (16);
     t (1,4,32) -> MatMul (32x16): two inputs, two outputs."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -16,7 +16,7 @@ def fp32_model(path: Path) -> Path:
     rng = np.random.default_rng(0)
     init = lambda name, *shape: numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)  # noqa: E731
     nodes = [
-        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c1"], ["r1"]),
         helper.make_node("Conv", ["r1", "w2", "b2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
         helper.make_node("Relu", ["c2"], ["r2"]),
@@ -28,9 +28,9 @@ def fp32_model(path: Path) -> Path:
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 8, 8]), helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4, 32])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8]), helper.make_tensor_value_info("t", TensorProto.FLOAT, [1, 4, 32])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16]), helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4, 16])],
-        [init("w1", 32, 8, 1, 1), init("b1", 32), init("w2", 16, 32, 3, 3), init("b2", 16), init("w3", 16, 16), init("b3", 16), init("w4", 32, 16)],
+        [init("w1", 32, 3, 3, 3), init("b1", 32), init("w2", 16, 32, 3, 3), init("b2", 16), init("w3", 16, 16), init("b3", 16), init("w4", 32, 16)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
