@@ -38,15 +38,18 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = {"num_cores": 1}
 
 
-def median_ms(fn, runs: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def medians_ms(fns: list, runs: int, warmup: int = 2) -> list[float]:
+    """Median milliseconds of each callable, their runs interleaved (a busy neighbour slows all alike)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) * 1e3 for ts in times]
 
 
 def tune(configs: list[dict], work: Path, db: Path) -> None:
@@ -125,26 +128,27 @@ def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
         return None
     model = load_model(out)
     check = compare_with_onnxruntime(qdq, model, threads=1)
+    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
-    ort_ms = median_ms(lambda: sess.run(None, feeds), runs)
-    heron_ms = median_ms(lambda: model(feeds), runs)
+    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
     latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
     kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
     return {
         "case": "ResNet-50 int8 QDQ (1x3x224x224)",
         "products": len(products),
         "on_heron": len(built.heron),
-        "workloads": len({p.workload_key for p in products}),
+        "workloads": len({p.workload_key for p in built.heron + built.untuned}),
         "trials_per_workload": trials,
         "heron_ms": heron_ms,
         "ort_ms": ort_ms,
         "speedup_vs_ort": ort_ms / heron_ms,
         "heron_kernels_ms": kernel_ms,
         "rest_ms": heron_ms - kernel_ms,
-        "check": check,
+        "check_vs_ort": check,
+        "check_vs_ort_unfused_qdq": check_unfused,
     }
 
 
@@ -177,11 +181,9 @@ def run_bert_torch(work: Path, trials: int, runs: int, timing: bool) -> dict | N
         library = load_library(lib)
         swapped = swap_modules(heron, library, (ids,))
         out_dyn, out_heron = dyn(ids).last_hidden_state, heron(ids).last_hidden_state
-        torch_ms = median_ms(lambda: dyn(ids), runs)
-        heron_ms = median_ms(lambda: heron(ids), runs)
         compiled = torch.compile(heron)
         compiled(ids)
-        compiled_ms = median_ms(lambda: compiled(ids), runs)
+        torch_ms, heron_ms, compiled_ms = medians_ms([lambda: dyn(ids), lambda: heron(ids), lambda: compiled(ids)], runs)
     latency = {e["workload_key"]: e["latency_s"] for e in library.manifest["kernels"]}
     kernel_ms = sum(latency[m.name.split("::")[-1]] for m in heron.modules() if hasattr(m, "weight_packed")) * 1e3
     rel = lambda a: float((a - ref).norm() / ref.norm())  # noqa: E731
@@ -246,12 +248,12 @@ def run_bert_onnx(work: Path, trials: int, runs: int, timing: bool) -> dict | No
         records.close()
     model = load_model(out)
     check = compare_with_onnxruntime(qdq, model, threads=1)
+    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
     feeds = {"input_ids": np.random.default_rng(0).integers(0, 30522, (1, 128))}
-    ort_ms = median_ms(lambda: sess.run(None, feeds), runs)
-    heron_ms = median_ms(lambda: model(feeds), runs)
+    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
     latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
     kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
     return {
@@ -264,7 +266,8 @@ def run_bert_onnx(work: Path, trials: int, runs: int, timing: bool) -> dict | No
         "speedup_vs_ort": ort_ms / heron_ms,
         "heron_kernels_ms": kernel_ms,
         "rest_ms": heron_ms - kernel_ms,
-        "check": check,
+        "check_vs_ort": check,
+        "check_vs_ort_unfused_qdq": check_unfused,
     }
 
 
@@ -278,7 +281,8 @@ def write(results: dict, info: dict) -> Path:
         "# Whole models with Heron's kernels (bench/models.py)",
         "",
         f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
-        "One thread on each side, pinned to core 1 (`taskset -c 1`) while other work ran on core 0. Medians.",
+        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of {info['runs']} interleaved runs.",
+        "Heron kernels' time = the sum of each product's kernel latency as measured when it was tuned; rest = total - that.",
         "",
     ]
     for name, r in results.items():
@@ -297,9 +301,14 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--only", default=",".join(CASES))
     ap.add_argument("--stage", choices=("prepare", "time", "all"), default="all")
+    ap.add_argument("--pinning", default="core 1 (`taskset -c 1`) under the benchmark lock, other work on core 0")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    info = machine()
+    import importlib.metadata as md
+
+    extra = {d: md.version(d) for d in ("onnxruntime", "onnx", "torch", "transformers")}
+    info = {**machine(), "pinning": args.pinning, "runs": args.runs}
+    info["versions"] = {**info["versions"], **extra}
     previous = RESULTS / f"models_{info['llvm_cpu']}_1c.json"
     results = json.loads(previous.read_text())["results"] if previous.exists() else {}
     for name in args.only.split(","):

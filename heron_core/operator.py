@@ -233,4 +233,5 @@ class Operator(ABC):
         return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in items if v is not False)
 
     def case(self) -> list[int]:
-        return list(self.shape.as_ints().values())
+        """The shape's values in order; epilogue flags only when set (cases read as before they existed)."""
+        return [v for k, v in self.shape.as_ints().items() if v or k not in ("bias", "relu")]
