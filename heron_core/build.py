@@ -281,7 +281,6 @@ class BuildResult:
     out: Path
     heron: list[Product]  # products running Heron kernels
     untuned: list[Product]  # products Heron could run but has no record for
-    nodes: int  # nodes of the ONNX graph
 
 
 def build_model(
@@ -296,10 +295,12 @@ def build_model(
     from heron_core import tvm_compat
     from heron_core.export import export_library
     from heron_core.registry import registry
-    from heron_core.task import Task
+    from heron_core.task import PluginRef, Task, validate_params
 
     model = load_onnx(model_path)
     reg = registry()
+    ref = PluginRef(name=target, params=target_params or {})
+    tvm_target = reg.get("target", target).factory(validate_params(reg, "target", ref)).tvm_target()
     products = find_products(model)
     best = {(r.workload_key, r.target_key): r for r in db.best()}
     chosen, untuned, records = [], [], {}
@@ -317,7 +318,6 @@ def build_model(
     if records:
         log(f"exporting {len(records)} kernels")
         export_library(list(records.values()), out / "kernels", reg)
-    tvm_target = Task(task_spec(chosen[0] if chosen else _dummy(), target, target_params), reg).target.tvm_target()
     log(f"compiling the model ({len(chosen)} of {len(products)} quantized products on Heron kernels)")
     mod = _import_with_kernels(model, chosen)
     tvm_compat.export(tvm_compat.build_relax(mod, tvm_target), str(out / "model.so"))
@@ -335,11 +335,7 @@ def build_model(
         "untuned": sorted({p.workload_key for p in untuned}),
     }
     (out / "model.json").write_text(json.dumps(manifest, indent=2))
-    return BuildResult(out, chosen, untuned, len(model.graph.node))
-
-
-def _dummy() -> Product:
-    return Product([], "", "", "gemm", {"M": 16, "K": 4, "N": 16}, "int32", (), (), {})
+    return BuildResult(out, chosen, untuned)
 
 
 def _dtype(value_info) -> str:
@@ -455,12 +451,14 @@ def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-def compare_with_onnxruntime(model_path: str | Path, model: Model, seed: int = 0, threads: int = 1) -> list[dict]:
+def compare_with_onnxruntime(model_path: str | Path, model: Model, seed: int = 0, threads: int = 1, optimize: bool = True) -> list[dict]:
     """Per output: max abs difference, relative L2 error and largest magnitude of and relative L2 error of Heron's outputs against ONNX Runtime's."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    if not optimize:  # the QDQ graph as written (float ops between DequantizeLinear and QuantizeLinear), no QLinear fusion
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     feeds = random_feeds(model.inputs, seed)
     expected = sess.run(None, feeds)
