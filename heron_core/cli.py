@@ -636,6 +636,49 @@ def export(
 
 
 @app.command()
+def build(
+    model: Path = typer.Argument(..., help="ONNX model (int8 QDQ products run Heron's kernels)."),
+    out_dir: Path = typer.Option(..., "-o", "--out", help="Output directory: model.so, kernels/, model.json."),
+    db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
+    target_param: Optional[list[str]] = typer.Option(None, "--target-param", help="dlboost parameter KEY=VALUE."),
+    check: bool = typer.Option(False, "--check", help="Compare the outputs with ONNX Runtime's on random inputs."),
+    tune_config: Optional[Path] = typer.Option(
+        None, "--tune-config", help="Only write `heron tune -c` configs (FILE, FILE.1, ...) for the model's products."
+    ),
+    trials: int = typer.Option(32, help="Trials per workload in --tune-config."),
+) -> None:
+    """Compile an ONNX model with TVM Relax, each tuned quantized product on Heron's kernel."""
+
+    def run():
+        from heron_core import build as b
+
+        params = _pairs(target_param, "--target-param")
+        onnx_model = b.load_onnx(model)  # a broken file is reported before anything else
+        if tune_config is not None:
+            products = b.find_products(onnx_model)
+            for i, cfg in enumerate(b.tune_configs(products, trials, params)):
+                path = tune_config if i == 0 else tune_config.with_name(f"{tune_config.name}.{i}")
+                path.write_text(json.dumps(cfg, indent=1))
+                out.print(f"{path}: {len(cfg['cases'])} workloads ({cfg['out_dtype']} outputs)")
+            return
+        rdb = _open_db(db)
+        try:
+            result = b.build_model(model, rdb, out_dir, target_params=params, log=out.print)
+        finally:
+            rdb.close()
+        out.print(f"{len(result.heron)} products on Heron kernels, {len(result.untuned)} without records (TVM's own code)")
+        out.print(f"load it with: heron_core.load_model({str(out_dir)!r})", highlight=False)
+        if check:
+            rows = b.compare_with_onnxruntime(model, b.load_model(out_dir))
+            for r in rows:
+                out.print(f"check {r['output']}: max |diff| {r['max_abs']:.4g} (outputs up to {r['scale']:.4g}), relative L2 {r['rel_l2']:.3g}")
+            if any(r["rel_l2"] > b.CHECK_REL_L2 for r in rows):
+                raise HeronError(f"outputs differ from ONNX Runtime's by more than {b.CHECK_REL_L2:.0%} (relative L2)")
+
+    _guard(run)
+
+
+@app.command()
 def report(
     db: Optional[Path] = typer.Option(None, help="Records database. Default: the user data dir."),
     workload: Optional[str] = typer.Option(None, help="Only workloads whose key contains this."),

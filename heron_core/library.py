@@ -91,6 +91,11 @@ class Kernel:
         args = ", ".join(f"{p['name']}: {p['dtype']}{list(p['shape'])}" for p in self.inputs)
         return f"<Kernel {self.name}({args}) -> {self.output['dtype']}{list(self.output['shape'])}>"
 
+    @property
+    def function(self):
+        """The compiled TVM function: arguments in the kernel's layouts, the output last (destination-passing)."""
+        return self._fn
+
     def pack(self, name: str, array: np.ndarray) -> Packed:
         """``array`` (logical layout) converted once to the kernel's layout for argument ``name``."""
         param = next((p for p in self.inputs if p["name"] == name), None)

@@ -161,6 +161,37 @@ class Operator(ABC):
         box ``lo <= idx <= hi`` is zero (lets a target skip work on known zeros); None: unknown."""
         return None
 
+    # --- fused epilogues (heron_core.epilogue): operators whose shape has ``bias``/``relu`` flags
+    @property
+    def acc_dtype(self) -> str:
+        """The accumulator's dtype: int32 under a requantizing (8-bit) output, else the output's."""
+        return "int32" if self.out_dtype in ("uint8", "int8") else self.out_dtype
+
+    def epilogue_for(self, out: TensorSpec):
+        """The epilogue writing ``out`` (None when the operator has none or it does nothing)."""
+        from heron_core.epilogue import Epilogue
+
+        flags = self.shape.model_dump()
+        if "bias" not in flags or self.dot_hint is None:
+            return None
+        axis = self.dot_hint.out_lane_axis
+        e = Epilogue(bool(flags["bias"]), bool(flags["relu"]), self.out_dtype, out.shape[axis], axis)
+        return e if e.active else None
+
+    @property
+    def epilogue(self):
+        return self.epilogue_for(self.output)
+
+    def with_epilogue(self, operands: list[TensorSpec], out: TensorSpec) -> list[TensorSpec]:
+        """``tensors()`` of an operator with an epilogue: its operands, the epilogue's, the output."""
+        e = self.epilogue_for(out)
+        return [*operands, *(e.tensors() if e else []), out]
+
+    def finish(self, acc: np.ndarray, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """The reference output from the exact accumulator."""
+        e = self.epilogue
+        return e.reference(acc, arrays) if e else acc.astype(self.out_dtype)
+
     def numpy_baseline(self, arrays: dict[str, np.ndarray]) -> Callable[[], object]:
         """A zero-argument callable computing the operator the fast numpy way (for speedups)."""
         return lambda: self.reference(arrays)
@@ -191,6 +222,10 @@ class Operator(ABC):
                 out[t.name] = rng.integers(info.min, info.max, t.shape, dtype=dtype, endpoint=True)
             else:
                 out[t.name] = rng.standard_normal(t.shape).astype(dtype)
+        e = self.epilogue
+        if e:
+            reduction = max(1, self.op_count() // (2 * int(np.prod(self.output.shape))))
+            out.update(e.random(rng, reduction))
         return out
 
     def shape_label(self) -> str:
@@ -201,4 +236,11 @@ class Operator(ABC):
         return ",".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in items if v is not False)
 
     def case(self) -> list[int]:
-        return list(self.shape.as_ints().values())
+        """The shape's values in order, without flags that are unset and fields at a quiet default (cases read as
+        before those fields existed)."""
+        fields, quiet = type(self.shape).model_fields, type(self.shape).quiet_defaults
+        return [
+            v
+            for k, v in self.shape.as_ints().items()
+            if not (k in quiet and v == fields[k].default) and not (v == 0 and fields[k].annotation is bool and k in ("bias", "relu"))
+        ]

@@ -79,3 +79,66 @@ def time_kernel(module, device, args, number: int, repeat: int, min_repeat_ms: i
         f_preproc="cache_flush_cpu_non_first_arg" if cache_flush else "",
     )
     return [float(x) for x in evaluator(*args).results]
+
+
+# --- Relax (heron build, load_model) -----------------------------------------------------------
+def relax_from_onnx(model, custom_op: str, calls: list[dict]):
+    """Import ``model`` into Relax; its ``custom_op`` nodes (attribute ``kernel`` = index into
+    ``calls``) become ``R.call_dps_packed`` of a kernel, constants passed after the activation.
+    TVM's importer has no hook for new ops: its converter map is extended while importing."""
+    from tvm import relax
+    from tvm.relax.frontend.onnx import onnx_frontend as frontend
+
+    class KernelCall(frontend.OnnxOpConverter):
+        @classmethod
+        def _impl_v1(cls, bb, inputs, attr, params):
+            call = calls[attr["kernel"]]
+            x = bb.normalize(inputs[0])
+            if call["pre_pad"]:
+                x = bb.emit(relax.op.nn.pad(x, [v for pair in call["pre_pad"] for v in pair], "constant", float(call["pad_value"])))
+            if tuple(int(d) for d in x.ty.shape) != call["in_shape"]:
+                x = bb.emit(relax.op.reshape(x, call["in_shape"]))
+            consts = [relax.const(c) for c in call["consts"]]
+            out_sinfo = relax.TensorType(call["kernel_out"], call["dtype"])
+            y = bb.emit(relax.call_dps_packed(call["symbol"], relax.Tuple([x, *consts]), out_sinfo))
+            if call["kernel_out"] != call["out_shape"]:
+                y = bb.emit(relax.op.reshape(y, call["out_shape"]))
+            return y
+
+    original = frontend._get_convert_map
+    frontend._get_convert_map = lambda: {**original(), custom_op: KernelCall}
+    try:
+        mod = frontend.from_onnx(model)
+    finally:
+        frontend._get_convert_map = original
+    return relax.transform.DeadCodeElimination()(mod)
+
+
+def build_relax(mod, target: dict[str, Any]):
+    import tvm
+
+    tgt = tvm.target.Target(target)
+    with tgt:
+        return tvm.compile(mod, target=tgt)
+
+
+def register_function(name: str, func) -> None:
+    import tvm
+
+    tvm.register_global_func(name, func, override=True)
+
+
+def relax_vm(path: str):
+    import tvm
+    from tvm import relax
+
+    return relax.VirtualMachine(tvm.runtime.load_module(path), tvm.cpu())
+
+
+def relax_run(vm, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    import tvm
+
+    result = vm["main"](*[tvm.runtime.tensor(a, tvm.cpu()) for a in arrays])
+    if isinstance(result, (tuple, list)) or type(result).__name__ in ("Array", "Tuple"):
+        return [r.numpy() for r in result]
+    return [result.numpy()]

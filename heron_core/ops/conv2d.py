@@ -23,6 +23,8 @@ class Conv2dShape(ConvShape):
     channels_last: bool = False
     groups: PositiveInt = 1
     quiet_defaults = ("groups",)
+    bias: bool = False
+    relu: bool = False
 
 
 _resnet = {"N": 1, "H": 56, "W": 56, "C": 64, "K": 64, "R": 3, "S": 3, "stride": 1, "pad": 1}

@@ -113,16 +113,18 @@ class Convolution(Operator):
         s, last = self.shape, self.shape.channels_last
         a, b = int_dtypes(self.in_dtype)
         pad = stored(((0, 0, 0), (0, 0, 0)) + ((s.pad, s.pad, 0),) * len(s.spatial), last)
-        return [
-            TensorSpec("x", stored((s.N, s.C, *s.in_extents), last), a, "input", pad if s.pad else None),
-            TensorSpec("w", (s.K, s.group_channels[0], *s.kernel_extents), b, "weight"),
+        return self.with_epilogue(
+            [
+                TensorSpec("x", stored((s.N, s.C, *s.in_extents), last), a, "input", pad if s.pad else None),
+                TensorSpec("w", (s.K, s.group_channels[0], *s.kernel_extents), b, "weight"),
+            ],
             TensorSpec("out", stored((s.N, s.K, *s.out_extents), last), self.out_dtype, "output"),
-        ]
+        )
 
     def compute(self, read):
         from tvm import te
 
-        s, out, last = self.shape, self.out_dtype, self.shape.channels_last
+        s, out, last = self.shape, self.acc_dtype, self.shape.channels_last
         dims = [f.lower() for f in s.spatial]
         cg, kg = s.group_channels
         c = te.reduce_axis((0, cg), name="c")
@@ -154,7 +156,7 @@ class Convolution(Operator):
         return np.moveaxis(result, 1, -1) if s.channels_last else result
 
     def reference(self, arrays):
-        return self._apply(arrays, np.float64).astype(self.out_dtype)  # exact: |sums| < 2**53
+        return self.finish(self._apply(arrays, np.float64), arrays)  # exact: |sums| < 2**53
 
     def numpy_baseline(self, arrays):
         return lambda: self._apply(arrays, np.float32)

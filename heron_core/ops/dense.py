@@ -12,6 +12,8 @@ class DenseShape(ShapeParams):
     M: PositiveInt
     K: PositiveInt
     N: PositiveInt
+    bias: bool = False
+    relu: bool = False
 
 
 class Dense(Operator):
@@ -30,23 +32,22 @@ class Dense(Operator):
     def tensors(self) -> list[TensorSpec]:
         s = self.shape
         a, b = int_dtypes(self.in_dtype)
-        return [
+        return self.with_epilogue([
             TensorSpec("A", (s.M, s.K), a, "input"),
             TensorSpec("B", (s.N, s.K), b, "weight"),
-            TensorSpec("C", (s.M, s.N), self.out_dtype, "output"),
-        ]
+        ], TensorSpec("C", (s.M, s.N), self.out_dtype, "output"))
 
     def compute(self, read):
         from tvm import te
 
-        s, out = self.shape, self.out_dtype
+        s, out = self.shape, self.acc_dtype
         k = te.reduce_axis((0, s.K), name="k")
         return te.compute(
             (s.M, s.N), lambda i, j: te.sum(read["A"](i, k).astype(out) * read["B"](j, k).astype(out), axis=k), name="C"
         )
 
     def reference(self, arrays):
-        return (arrays["A"].astype(np.float64) @ arrays["B"].astype(np.float64).T).astype(self.out_dtype)
+        return self.finish(arrays["A"].astype(np.float64) @ arrays["B"].astype(np.float64).T, arrays)
 
     def numpy_baseline(self, arrays):
         a, b = arrays["A"].astype(np.float32), arrays["B"].astype(np.float32)

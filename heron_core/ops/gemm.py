@@ -12,6 +12,8 @@ class GemmShape(ShapeParams):
     M: PositiveInt
     K: PositiveInt
     N: PositiveInt
+    bias: bool = False
+    relu: bool = False
 
 
 class Gemm(Operator):
@@ -32,18 +34,17 @@ class Gemm(Operator):
     def tensors(self) -> list[TensorSpec]:
         s = self.shape
         a, b = int_dtypes(self.in_dtype)
-        return [
+        return self.with_epilogue([
             TensorSpec("A", (s.M, s.K), a, "input"),
             TensorSpec("B", (s.K, s.N), b, "weight"),
-            TensorSpec("C", (s.M, s.N), self.out_dtype, "output"),
-        ]
+        ], TensorSpec("C", (s.M, s.N), self.out_dtype, "output"))
 
     def compute(self, read):
         from tvm import te
 
         s = self.shape
         k = te.reduce_axis((0, s.K), name="k")
-        out = self.out_dtype
+        out = self.acc_dtype
         return te.compute(
             (s.M, s.N),
             lambda i, j: te.sum(read["A"](i, k).astype(out) * read["B"](k, j).astype(out), axis=k),
@@ -52,8 +53,7 @@ class Gemm(Operator):
 
     def reference(self, arrays):
         # float64 BLAS is exact here (|sum| < 2**53) and far faster than numpy's integer matmul.
-        acc = arrays["A"].astype(np.float64) @ arrays["B"].astype(np.float64)
-        return acc.astype(self.out_dtype)
+        return self.finish(arrays["A"].astype(np.float64) @ arrays["B"].astype(np.float64), arrays)
 
     def numpy_baseline(self, arrays):
         a, b = (arrays[n].astype(np.float32) for n in ("A", "B"))

@@ -56,6 +56,8 @@ class AMXTarget(DLBoostTarget):
                 f"target 'amx' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32) and bf16 x bf16 -> f32 "
                 f"(in_dtype bfloat16, out_dtype float32), not {spec.in_dtype} -> {spec.out_dtype}"
             )
+        if op.epilogue is not None:
+            raise ConfigError("target 'amx' has no fused epilogues yet (bias, relu, requantization): use 'dlboost'")
         if self.params.microkernel == "amx" and DTYPES[spec.in_dtype][1] not in self.cpu.flags and self.cpu.has_amx:
             raise ConfigError(f"this CPU has AMX but not {DTYPES[spec.in_dtype][1]}: no {spec.in_dtype} tiles")
         if is_depthwise(task):

@@ -67,7 +67,8 @@ class Compute:
     read: dict  # the readers the operator used, with the loop variables that indexed each
     stages: tuple[str, ...]  # blocks that pack or pad an operand inside the kernel
     layout: Layout
-    write_back: str | None = None  # the block that copies the logical part of a padded output
+    write_back: str | None = None  # the block writing the output from the accumulator: a padded output's
+    # logical part and/or the operator's epilogue (bias, ReLU, requantization)
 
 
 class CPUContext(Context):
@@ -108,7 +109,12 @@ class CPUContext(Context):
         extents = self.padded_extents(task, probe, probes[hint.data].used)
         needs = _read_extents(probes, probe, extents)
         args, read, stages = [], {}, []
+        epilogue = op.epilogue
+        extra = {t.name for t in epilogue.tensors()} if epilogue else set()
         for t in [*op.inputs, *op.constants]:
+            if t.name in extra:  # read by the epilogue only, straight from its argument
+                args.append(te.placeholder(t.shape, t.dtype, name=t.name))
+                continue
             need = list(needs[t.name])
             if t.name == hint.weight:
                 for d, m in ((hint.weight_lane_dim, blocking.lanes), (hint.weight_reduce_dim, blocking.reduce)):
@@ -139,8 +145,10 @@ class CPUContext(Context):
         if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
             padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
             out = _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
-            if padded_out:
+            if padded_out and not epilogue:
                 write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
+        if epilogue:
+            write_back = epilogue.compute(out, {a.name: a for a in args if a.name in extra}, op.output.shape)
         func = te.create_prim_func([*args, out if write_back is None else write_back])
         stage_names = tuple(s.op.name for s in stages)
         layout = self.layout_of(task, out, read)

@@ -98,6 +98,8 @@ class TensorCoreTarget(Target):
                 "target 'tensorcore' computes fp16 x fp16 with fp16 or fp32 accumulation (in_dtype float16, out_dtype "
                 f"float16 or float32), not {task.spec.in_dtype} -> {task.spec.out_dtype}"
             )
+        if op.epilogue is not None:
+            raise ConfigError("target 'tensorcore' has no fused epilogues yet (bias, relu): use 'dlboost'")
 
     def tvm_target(self) -> dict:
         return {"kind": "cuda", "arch": self.arch}

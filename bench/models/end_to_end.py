@@ -1,0 +1,325 @@
+"""Whole models with Heron's kernels (issue 20), random weights, one thread each side.
+
+    taskset -c 0 python bench/models/end_to_end.py --work /tmp/heron-models --trials 4 --stage prepare
+    flock /tmp/heron-bench.lock taskset -c 1 python bench/models/end_to_end.py --work /tmp/heron-models --trials 4 --stage time
+
+Cases (``--only``): ``resnet50`` (plain-torch ResNet-50 -> ONNX -> int8 QDQ by ONNX Runtime's
+quantize_static with random calibration data; ``heron build`` vs ONNX Runtime's int8 run of the
+same file) and ``bert_torch`` (transformers BERT-base, sequence 128: Heron's dynamic int8 linears
+via ``heron_core.torch.swap_modules`` vs ``torch.ao.quantization.quantize_dynamic``).
+``--stage prepare`` makes the model files, tunes and builds (no timing: it may run beside other
+work), ``time`` (under the benchmark lock) times both sides; the default does both.
+Resumable: every stage (model files, tuning records, built model) is kept in ``--work`` and
+skipped when present; ``heron tune`` itself measures only what is missing.
+Writes bench/results/models/models_<cpu>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TVM_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+
+from common import machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "models"
+TARGET = {"num_cores": 1}
+
+
+def medians_ms(fns: list, runs: int, warmup: int = 2) -> list[float]:
+    """Median milliseconds of each callable, their runs interleaved (a busy neighbour slows all alike)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) * 1e3 for ts in times]
+
+
+def tune(configs: list[dict], work: Path, db: Path) -> None:
+    for i, cfg in enumerate(configs):
+        path = work / f"tune_{db.stem}_{i}.json"
+        path.write_text(json.dumps(cfg))
+        subprocess.run([sys.executable, "-m", "heron_core.cli", "tune", "-c", str(path), "--db", str(db), "--quiet"], check=True)
+
+
+# --- ResNet-50 --------------------------------------------------------------------------------
+def resnet50():
+    import torch
+    from torch import nn
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            cout = width * 4
+            self.c1, self.b1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+            self.c2, self.b2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
+            self.c3, self.b3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+            self.down = None
+            if stride != 1 or cin != cout:
+                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            y = torch.relu(self.b2(self.c2(y)))
+            y = self.b3(self.c3(y))
+            return torch.relu(y + (self.down(x) if self.down is not None else x))
+
+    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for b in range(blocks):
+            layers.append(Bottleneck(cin, width, stride if b == 0 else 1))
+            cin = width * 4
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
+    return nn.Sequential(*layers)
+
+
+def prepare_resnet(work: Path) -> Path:
+    import torch
+    from onnx_models import quantize
+
+    fp32, qdq = work / "resnet50.onnx", work / "resnet50_qdq.onnx"
+    if not fp32.exists():
+        torch.manual_seed(0)
+        model = resnet50().eval()
+        for m in model.modules():  # random but sane BatchNorm statistics
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.0)
+        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), str(fp32), opset_version=17, dynamo=False, input_names=["x"])
+    if not qdq.exists():
+        quantize(fp32, qdq, samples=4)
+    return qdq
+
+
+def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    import onnxruntime as ort
+
+    from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
+    from heron_core.records import RecordDB
+
+    qdq = prepare_resnet(work)
+    products = find_products(load_onnx(qdq))
+    db = work / "resnet50.db"
+    tune(tune_configs(products, trials, TARGET), work, db)
+    out = work / "resnet50_built"
+    records = RecordDB(db)
+    try:
+        built = build_model(qdq, records, out, target_params=TARGET, log=print)
+    finally:
+        records.close()
+    if not timing:
+        return None
+    model = load_model(out)
+    check = compare_with_onnxruntime(qdq, model, threads=1)
+    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
+    latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
+    kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
+    return {
+        "case": "ResNet-50 int8 QDQ (1x3x224x224)",
+        "products": len(products),
+        "on_heron": len(built.heron),
+        "workloads": len({p.workload_key for p in built.heron + built.untuned}),
+        "trials_per_workload": trials,
+        "heron_ms": heron_ms,
+        "ort_ms": ort_ms,
+        "speedup_vs_ort": ort_ms / heron_ms,
+        "heron_kernels_ms": kernel_ms,
+        "rest_ms": heron_ms - kernel_ms,
+        "check_vs_ort": check,
+        "check_vs_ort_unfused_qdq": check_unfused,
+    }
+
+
+# --- BERT-base, PyTorch -------------------------------------------------------------------------
+BERT_DENSE = [{"M": 128, "K": 768, "N": 768}, {"M": 128, "K": 768, "N": 3072}, {"M": 128, "K": 3072, "N": 768}]
+
+
+def run_bert_torch(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from heron_core import load_library
+    from heron_core.torch import swap_modules
+
+    torch.set_num_threads(1)
+    db, lib = work / "bert.db", work / "bert_lib"
+    cfg = {"target": {"name": "dlboost", **TARGET}, "cases": [{"op": "dense", "shape": s} for s in BERT_DENSE], "trials": trials}
+    tune([cfg], work, db)
+    if not (lib / "manifest.json").exists():
+        subprocess.run([sys.executable, "-m", "heron_core.cli", "export", str(lib), "--op", "dense", "--db", str(db)], check=True)
+    if not timing:
+        return None
+    torch.manual_seed(0)
+    fp32 = BertModel(BertConfig(), add_pooling_layer=False).eval()
+    ids = torch.randint(0, 30522, (1, 128))
+    with torch.no_grad():
+        ref = fp32(ids).last_hidden_state
+        dyn = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear}, dtype=torch.qint8)
+        heron = copy.deepcopy(fp32)
+        library = load_library(lib)
+        swapped = swap_modules(heron, library, (ids,))
+        out_dyn, out_heron = dyn(ids).last_hidden_state, heron(ids).last_hidden_state
+        compiled = torch.compile(heron)
+        compiled(ids)
+        torch_ms, heron_ms, compiled_ms = medians_ms([lambda: dyn(ids), lambda: heron(ids), lambda: compiled(ids)], runs)
+    latency = {e["workload_key"]: e["latency_s"] for e in library.manifest["kernels"]}
+    kernel_ms = sum(latency[m.name.split("::")[-1]] for m in heron.modules() if hasattr(m, "weight_packed")) * 1e3
+    rel = lambda a: float((a - ref).norm() / ref.norm())  # noqa: E731
+    return {
+        "case": "BERT-base (PyTorch, seq 128): dynamic int8 linears",
+        "linears_swapped": len(swapped),
+        "trials_per_workload": trials,
+        "heron_ms": heron_ms,
+        "heron_compiled_ms": compiled_ms,
+        "quantize_dynamic_ms": torch_ms,
+        "speedup_vs_quantize_dynamic": torch_ms / heron_ms,
+        "heron_kernels_ms": kernel_ms,
+        "rest_ms": heron_ms - kernel_ms,
+        "rel_error_vs_fp32": {"heron": rel(out_heron), "quantize_dynamic": rel(out_dyn)},
+    }
+
+
+# --- BERT-base, ONNX int8 -----------------------------------------------------------------------
+def prepare_bert_onnx(work: Path) -> Path:
+    import torch
+    from onnx_models import quantize
+    from transformers import BertConfig, BertModel
+
+    fp32, qdq = work / "bert.onnx", work / "bert_qdq.onnx"
+    if not fp32.exists():
+        torch.manual_seed(0)
+        bert = BertModel(BertConfig(), add_pooling_layer=False).eval()
+
+        class Hidden(torch.nn.Module):  # input_ids only, by keyword (BertModel's positional arguments changed)
+            def __init__(self):
+                super().__init__()
+                self.bert = bert
+
+            def forward(self, ids):
+                return self.bert(input_ids=ids).last_hidden_state
+
+        ids = torch.randint(0, 30522, (1, 128))
+        with torch.no_grad():
+            torch.onnx.export(Hidden().eval(), (ids,), str(fp32), opset_version=17, dynamo=False, input_names=["input_ids"])
+    if not qdq.exists():
+        quantize(fp32, qdq, samples=4, int_inputs=True)
+    return qdq
+
+
+def run_bert_onnx(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    import onnxruntime as ort
+
+    from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
+    from heron_core.records import RecordDB
+
+    qdq = prepare_bert_onnx(work)
+    products = find_products(load_onnx(qdq))
+    db = work / "bert_onnx.db"
+    tune(tune_configs(products, trials, TARGET), work, db)
+    out = work / "bert_built"
+    if not timing:
+        return None
+    records = RecordDB(db)
+    try:
+        built = build_model(qdq, records, out, target_params=TARGET, log=print)
+    finally:
+        records.close()
+    model = load_model(out)
+    check = compare_with_onnxruntime(qdq, model, threads=1)
+    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
+    sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
+    feeds = {"input_ids": np.random.default_rng(0).integers(0, 30522, (1, 128))}
+    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
+    latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
+    kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
+    return {
+        "case": "BERT-base int8 QDQ (ONNX, seq 128)",
+        "products": len(products),
+        "on_heron": len(built.heron),
+        "trials_per_workload": trials,
+        "heron_ms": heron_ms,
+        "ort_ms": ort_ms,
+        "speedup_vs_ort": ort_ms / heron_ms,
+        "heron_kernels_ms": kernel_ms,
+        "rest_ms": heron_ms - kernel_ms,
+        "check_vs_ort": check,
+        "check_vs_ort_unfused_qdq": check_unfused,
+    }
+
+
+CASES = {"resnet50": run_resnet, "bert_torch": run_bert_torch, "bert_onnx": run_bert_onnx}
+
+
+def write(results: dict, info: dict) -> Path:
+    stem = RESULTS / f"models_{info['llvm_cpu']}_1c"
+    stem.with_suffix(".json").write_text(json.dumps({"machine": info, "results": results}, indent=1))
+    lines = [
+        "# Whole models with Heron's kernels (bench/models/end_to_end.py)",
+        "",
+        f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
+        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of {info['runs']} interleaved runs.",
+        "Heron kernels' time = the sum of each product's kernel latency as measured when it was tuned; rest = total - that.",
+        "",
+    ]
+    for name, r in results.items():
+        lines += [f"## {r['case']}", "", "| quantity | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in r.items() if k != "case"]
+        lines.append("")
+    path = stem.with_suffix(".md")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("/tmp/heron-models"))
+    ap.add_argument("--trials", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--only", default=",".join(CASES))
+    ap.add_argument("--stage", choices=("prepare", "time", "all"), default="all")
+    ap.add_argument("--pinning", default="core 1 (`taskset -c 1`) under the benchmark lock, other work on core 0")
+    args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    import importlib.metadata as md
+
+    extra = {d: md.version(d) for d in ("onnxruntime", "onnx", "torch", "transformers")}
+    info = {**machine(), "pinning": args.pinning, "runs": args.runs}
+    info["versions"] = {**info["versions"], **extra}
+    previous = RESULTS / f"models_{info['llvm_cpu']}_1c.json"
+    results = json.loads(previous.read_text())["results"] if previous.exists() else {}
+    for name in args.only.split(","):
+        print(f"== {name}", flush=True)
+        result = CASES[name](args.work, args.trials, args.runs, args.stage != "prepare")
+        if result is None:
+            continue
+        results[name] = result
+        print(json.dumps(results[name], indent=1), flush=True)
+        print(write(results, info))
+
+
+if __name__ == "__main__":
+    main()

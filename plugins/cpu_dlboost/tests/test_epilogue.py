@@ -1,0 +1,52 @@
+"""Fused epilogues (bias, ReLU, requantization) in the dlboost kernels' write-back: exact against numpy."""
+
+import random
+
+import numpy as np
+import pytest
+
+from heron_core.runner import LocalRunner, LocalRunnerParams
+from heron_core.space import SearchSpace
+from heron_core.task import PluginRef, Task, TaskSpec
+from heron_cpu_dlboost.cpu import host_cpu
+
+MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
+
+CASES = [
+    ("dense", {"M": 16, "K": 32, "N": 32, "bias": 1, "relu": 1}, "uint8"),
+    ("gemm", {"M": 16, "K": 32, "N": 32, "bias": 1}, "int32"),
+    ("gemm", {"M": 16, "K": 32, "N": 32, "relu": 1}, "int8"),
+    ("conv2d", {"N": 1, "C": 8, "H": 9, "W": 9, "K": 32, "R": 3, "S": 3, "pad": 1, "bias": 1, "relu": 1}, "uint8"),
+    ("conv2d", {"N": 1, "C": 8, "H": 6, "W": 6, "K": 16, "R": 1, "S": 1, "channels_last": 1, "bias": 1}, "int8"),
+]
+
+
+def make(op: str, shape: dict, out_dtype: str) -> Task:
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
+    return Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype=out_dtype))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[2]}-{'-'.join(k for k in ('bias', 'relu') if k in c[1])}")
+def test_epilogue_points_match_numpy_exactly(case):
+    task = make(*case)
+    assert "acc_level" in SearchSpace(task).knobs
+    points = SearchSpace(task).sample(3, random.Random(0))
+    assert all(p["acc_level"] < 2 for p in points)  # the accumulator is a cache under an epilogue
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(task, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+
+
+def test_requantization_rounds_half_to_even_and_saturates():
+    e = make("gemm", {"M": 16, "K": 4, "N": 16}, "uint8").op.epilogue
+    acc = np.array([[1, 3, 5, -7, 1000, -1000] + [0] * 10] * 1, dtype=np.int64)
+    arrays = {"scale": np.full(16, 0.5, np.float32), "zero": np.full(16, 10, np.int32)}
+    out = e.reference(acc, arrays)
+    assert out[0, :6].tolist() == [10, 12, 12, 6, 255, 0]  # 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -3.5 -> -4
+
+
+def test_random_operands_do_not_saturate_everything():
+    task = make(*CASES[0])
+    arrays = task.op.random_inputs()
+    out = task.op.reference(arrays)
+    assert out.dtype == np.uint8 and 0.2 < np.mean((out > 0) & (out < 255))
