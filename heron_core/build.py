@@ -172,14 +172,12 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
         if spec is None:
             return None
         op, channel_axis, weight = "conv2d", 0, w
-        extra_c = -spec["C"] % 4
-        if extra_c or (spec["pad"] and zx):
-            # The kernel pads with u8 zeros, but the real zero is zx, and takes channels in 4s: the graph pads
-            # x with zx instead (channels and borders; zero weights for the added channels).
+        if spec["pad"] and zx:
+            # The kernel pads with u8 zeros, but the real zero is zx: the graph pads x with zx instead. (Channels
+            # the kernel adds to reach its dot width meet zero weights: any value there is exact.)
             p = spec["pad"]
-            pre_pad = ((0, 0), (0, extra_c), (p, p), (p, p))
-            weight = np.pad(w, ((0, 0), (0, extra_c), (0, 0), (0, 0)))
-            spec = {**spec, "C": spec["C"] + extra_c, "H": spec["H"] + 2 * p, "W": spec["W"] + 2 * p, "pad": 0}
+            pre_pad = ((0, 0), (0, 0), (p, p), (p, p))
+            spec = {**spec, "H": spec["H"] + 2 * p, "W": spec["W"] + 2 * p, "pad": 0}
             x_shape = tuple(n + lo + hi for n, (lo, hi) in zip(x_shape, pre_pad))
     elif prod.op_type == "MatMul":
         if w.ndim != 2 or x_shape[-1] != w.shape[0]:
@@ -193,9 +191,6 @@ def _match(q, producer, users, inits, shapes, index) -> Product | None:
         op, channel_axis, weight = ("dense", 0, w) if trans_b else ("gemm", 1, w)
         spec = {"M": x_shape[0], "K": w.shape[1 if trans_b else 0], "N": w.shape[0 if trans_b else 1]}
     channels = w.shape[channel_axis]
-    reduce = spec["C"] if op == "conv2d" else spec["K"]
-    if channels % 16 or reduce % 4:  # what today's dlboost kernels take (no padding to 16 x 4 yet)
-        return None
     if wp[0].size > 1 and _attrs(dq_w).get("axis", 1) % w.ndim != channel_axis:
         return None  # scales per something other than the output channel
     sw = np.broadcast_to(wp[0].astype(np.float32).reshape(-1), (channels,))

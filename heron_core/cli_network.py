@@ -38,7 +38,7 @@ def show(console: Console, network: Network, items: list[NetworkTask], target: s
     console.print(table)
     for item in items:
         if item.task is None:
-            console.print(f"not tunable on this target: {escape(item.layer.name)} ({escape(item.reason or '')})", soft_wrap=True)
+            console.print(f"not tunable on this target: {escape(item.layer.name)} ({escape(item.reason or '')})")
     total = sum(u.count for u in network.unmapped)
     if network.unmapped:
         rest = Table("op type", "count", "why not a layer", title=f"unmapped nodes: {total}")

@@ -31,6 +31,7 @@ class Layer(BaseModel):
     op: str
     shape: dict[str, int]
     precision: Precision
+    out_dtype: str | None = None  # an int8 layer with a requantizing epilogue: its u8/s8 output (else s32)
     count: int = 1
     nodes: tuple[str, ...] = ()  # every source node this layer stands for
 
@@ -68,6 +69,7 @@ class Found:
     op: str
     shape: dict[str, int]
     precision: Precision
+    out_dtype: str | None = None
 
 
 def build_network(
@@ -77,13 +79,14 @@ def build_network(
     appearance; ``unmapped``: (node name, op type, reason), grouped by op type and reason."""
     groups: dict[tuple, list[Found]] = {}
     for f in found:
-        groups.setdefault((f.op, tuple(sorted(f.shape.items())), f.precision), []).append(f)
+        groups.setdefault((f.op, tuple(sorted(f.shape.items())), f.precision, f.out_dtype), []).append(f)
     layers = tuple(
         Layer(
             name=fs[0].node,
             op=fs[0].op,
             shape=fs[0].shape,
             precision=fs[0].precision,
+            out_dtype=fs[0].out_dtype,
             count=len(fs),
             nodes=tuple(f.node for f in fs),
         )
@@ -175,6 +178,8 @@ def network_tasks(network: Network, target: PluginRef, reg: Registry, dtypes: tu
     out = []
     for layer in network.layers:
         in_dtype, out_dtype = dtypes or dtypes_for(layer.precision, target_cls)
+        if layer.out_dtype and dtypes is None and in_dtype == "int8":
+            out_dtype = layer.out_dtype
         try:
             spec = TaskSpec(target=target, op=layer.op, shape=layer.shape, in_dtype=in_dtype, out_dtype=out_dtype)
             out.append(NetworkTask(layer, spec, Task(spec, reg)))

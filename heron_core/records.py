@@ -146,12 +146,25 @@ class RecordDB:
         except sqlite3.Error as exc:
             raise _explain(self.path, exc) from None
         try:
-            self._open()
+            self._open_retrying()
         except BaseException:
             self.conn.close()
             raise
 
-    @_translated
+    def _open_retrying(self) -> None:
+        """Two processes creating one database at once: SQLite answers the switch to WAL or the schema's
+        creation with 'locked' at once, without waiting out its busy timeout, so retry up to that timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                return self._open()
+            except sqlite3.OperationalError as exc:
+                if not ("locked" in str(exc) or "busy" in str(exc)) or time.monotonic() > deadline:
+                    raise _explain(self.path, exc) from None
+                time.sleep(0.05)
+            except sqlite3.Error as exc:
+                raise _explain(self.path, exc) from None
+
     def _open(self) -> None:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")

@@ -152,6 +152,8 @@ def _kernels(lib: Library) -> dict[tuple, str]:
         shape = dict(e["shape"])
         if shape.pop("bias", False) or shape.pop("relu", False) or e["out_dtype"] not in ("int32", "float16", "float32"):
             continue
+        if shape.get("groups") == 1:  # swapped convolutions have one group
+            del shape["groups"]
         found[(e["op"], tuple(sorted(shape.items())), e["in_dtype"])] = e["workload_key"]
     return found
 

@@ -27,10 +27,10 @@ def models(tmp_path_factory):
 def test_qdq_products_are_found_with_their_shapes(models):
     products = find_products(load_onnx(models[1]))
     assert sorted((p.op, p.shape.get("C", p.shape.get("K"))) for p in products) == [
-        ("conv2d", 4), ("conv2d", 32), ("dense", 16), ("gemm", 32)
+        ("conv2d", 3), ("conv2d", 32), ("dense", 16), ("gemm", 32)
     ]
-    first = next(p for p in products if p.shape.get("C") == 4)  # 3 channels + 1, padded by the graph with zx
-    assert first.pre_pad == ((0, 0), (0, 1), (1, 1), (1, 1)) and first.shape["pad"] == 0 and first.pad_value > 0
+    first = next(p for p in products if p.shape.get("C") == 3)  # its border padded by the graph with zx
+    assert first.pre_pad == ((0, 0), (0, 0), (1, 1), (1, 1)) and first.shape["pad"] == 0 and first.pad_value > 0
     assert all(p.out_dtype == "uint8" and p.shape["bias"] == 1 for p in products)
     assert not find_products(load_onnx(models[0]))  # fp32 products stay TVM's
 
@@ -52,6 +52,15 @@ def test_tune_build_load_matches_onnxruntime(models, tmp_path):
     feeds = {"x": np.zeros((1, 3, 8, 8), np.float32), "t": np.ones((1, 4, 32), np.float32)}
     y, z = model(feeds)
     assert y.shape == (1, 16) and z.shape == (1, 4, 16)
+
+
+def test_tune_network_then_build_uses_its_records(models, tmp_path):
+    """heron tune --network tunes the QDQ layers as the build runs them (bias, requantizing epilogue)."""
+    pytest.importorskip("heron_frontend_onnx")
+    qdq, db = models[1], tmp_path / "r.db"
+    heron("tune", "--network", str(qdq), "--trials", "8", "--batch-size", "2", "--quiet", *PARAMS, db=db, check=True)
+    built = heron("build", str(qdq), "-o", str(tmp_path / "built"), *PARAMS, db=db, check=True)
+    assert "4 products on Heron kernels, 0 without records" in built.stdout
 
 
 def test_fp32_model_runs_on_tvm_alone(models, tmp_path):

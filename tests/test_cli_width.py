@@ -45,7 +45,7 @@ def test_plugins_fit_80_columns():
     assert "heron-cpu-dlboost" in short and "…" in short
     lines = short.splitlines()
     assert lines[0].split() == ["kind", "name", "distribution", "here", "description"]
-    kinds = ("target", "operator", "searcher", "cost_model", "runner")
+    kinds = ("target", "operator", "searcher", "cost_model", "runner", "frontend")
     assert all(line.startswith(kinds) for line in lines if "heron-" in line)  # one line per plugin, cut to fit
     long = heron80("plugins", "--long").stdout
     assert "heron-core 0.1.0" in long and "micro-kernel" in long  # the full text, wrapped

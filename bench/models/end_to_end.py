@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from common import machine  # noqa: E402
+from network.network import resnet50  # noqa: E402  (the network benchmark's ResNet-50)
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "models"
 TARGET = {"num_cores": 1}
@@ -60,36 +61,6 @@ def tune(configs: list[dict], work: Path, db: Path) -> None:
 
 
 # --- ResNet-50 --------------------------------------------------------------------------------
-def resnet50():
-    import torch
-    from torch import nn
-
-    class Bottleneck(nn.Module):
-        def __init__(self, cin, width, stride):
-            super().__init__()
-            cout = width * 4
-            self.c1, self.b1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
-            self.c2, self.b2 = nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width)
-            self.c3, self.b3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
-            self.down = None
-            if stride != 1 or cin != cout:
-                self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            y = torch.relu(self.b1(self.c1(x)))
-            y = torch.relu(self.b2(self.c2(y)))
-            y = self.b3(self.c3(y))
-            return torch.relu(y + (self.down(x) if self.down is not None else x))
-
-    layers, cin = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)], 64
-    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for b in range(blocks):
-            layers.append(Bottleneck(cin, width, stride if b == 0 else 1))
-            cin = width * 4
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
-    return nn.Sequential(*layers)
-
-
 def prepare_resnet(work: Path) -> Path:
     import torch
     from onnx_models import quantize
@@ -97,7 +68,7 @@ def prepare_resnet(work: Path) -> Path:
     fp32, qdq = work / "resnet50.onnx", work / "resnet50_qdq.onnx"
     if not fp32.exists():
         torch.manual_seed(0)
-        model = resnet50().eval()
+        model = resnet50(torch).eval()
         for m in model.modules():  # random but sane BatchNorm statistics
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_var.uniform_(0.5, 2.0)

@@ -18,6 +18,9 @@ CASES = [
     ("gemm", {"M": 16, "K": 32, "N": 32, "relu": 1}, "int8"),
     ("conv2d", {"N": 1, "C": 8, "H": 9, "W": 9, "K": 32, "R": 3, "S": 3, "pad": 1, "bias": 1, "relu": 1}, "uint8"),
     ("conv2d", {"N": 1, "C": 8, "H": 6, "W": 6, "K": 16, "R": 1, "S": 1, "channels_last": 1, "bias": 1}, "int8"),
+    # padded extents: the epilogue writes the logical part of a padded accumulator
+    ("dense", {"M": 1, "K": 30, "N": 40, "bias": 1, "relu": 1}, "uint8"),
+    ("conv2d", {"N": 1, "C": 3, "H": 7, "W": 7, "K": 24, "R": 3, "S": 3, "pad": 1, "bias": 1}, "int8"),
 ]
 
 

@@ -59,7 +59,7 @@ def _run(t: Task, n: int, seed: int) -> None:
 def test_depthwise_points_are_exact_on_random_shapes(seed):
     op, shape = random_depthwise(random.Random(seed))
     t = task(op, shape, microkernel=MICROKERNEL)
-    assert isinstance(t.context, DepthwiseContext)
+    assert isinstance(t.context, DepthwiseContext) or shape["C"] == 1  # one channel: an ordinary convolution
     _run(t, 2, seed)
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar
 import onnx
 from onnx import helper, shape_inference
 
-from heron_core.errors import ConfigError
+from heron_core.errors import ConfigError, HeronError
 from heron_core.network import Found, Frontend, Network, Precision, build_network
 from heron_core.registry import registry
 
@@ -259,13 +259,34 @@ def qdq_inputs(g: Graph, node: onnx.NodeProto) -> list[onnx.NodeProto] | None:
     return dq
 
 
+def fused_products(model: onnx.ModelProto) -> dict[int, object]:
+    """The QDQ products ``heron build`` runs as one kernel with its epilogue (bias, ReLU, requantization),
+    by the index of their contraction node: tuned as such, their records are the ones the build finds."""
+    from heron_core.build import find_products
+
+    try:
+        return {p.nodes[-1]: p for p in find_products(model)}
+    except (ImportError, HeronError):  # shapes only ONNX Runtime knows, and no ONNX Runtime: plain int8 layers
+        return {}
+
+
 def import_graph(model: onnx.ModelProto, name: str, source: str) -> Network:
     g = Graph.of(model)
     found: list[Found] = []
     unmapped: list[tuple[str, str, str]] = []
     absorbed: set[int] = set()  # ids of Q/DQ nodes that belong to a QDQ int8 layer
-    for node in g.model.graph.node:
+    nodes = list(g.model.graph.node)
+    fused = fused_products(model) if any(n.op_type == "QuantizeLinear" for n in nodes) else {}
+    for index, node in enumerate(nodes):
         if node.op_type not in MAPPERS:
+            continue
+        product = fused.get(index)
+        if product is not None:
+            absorbed.update(id(nodes[i]) for i in product.nodes)
+            absorbed.update(id(p) for p in qdq_inputs(g, node) or [])
+            if len(node.input) > 2 and node.input[2] in g.producer:
+                absorbed.add(id(g.producer[node.input[2]]))
+            found.append(Found(node_name(node), product.op, product.shape, "int8", product.out_dtype))
             continue
         precision: Precision = "int8" if node.op_type in INT8_FORMS else "float"
         if node.op_type not in INT8_FORMS:

@@ -69,6 +69,7 @@ def test_builds_spread_measurements_only_on_labelled_node(cluster):
     points = SearchSpace(task).sample(4, random.Random(0))
     broken = {**points[0], "i0": 3}  # not a tiling of M=32: the build fails
     with RayRunner(RayRunnerParams(address=c.address, device_label="heron=measure", parallel=2, **QUICK)) as runner:
+        list(runner.run(task, points[:2]))  # both build actors started and prepared (one may start slower)
         results = list(runner.run(task, [*points, broken]))
     assert len(results) == 5
     bad = [r for r in results if r.status is Status.BUILD_ERROR]
