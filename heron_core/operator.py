@@ -242,5 +242,5 @@ class Operator(ABC):
         return [
             v
             for k, v in self.shape.as_ints().items()
-            if not (k in quiet and v == fields[k].default) and not (v == 0 and fields[k].annotation is bool and k in ("bias", "relu"))
+            if not (k in quiet and v == fields[k].default) and (v or k not in ("bias", "relu"))
         ]

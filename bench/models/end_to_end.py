@@ -79,36 +79,35 @@ def prepare_resnet(work: Path) -> Path:
     return qdq
 
 
-def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+def run_onnx(case: str, work: Path, qdq: Path, name: str, feeds: dict, trials: int, runs: int, timing: bool) -> dict | None:
+    """Tune the QDQ model's Heron workloads; when timing, build it and time it against ONNX Runtime, one thread each."""
     import onnxruntime as ort
 
     from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
     from heron_core.records import RecordDB
 
-    qdq = prepare_resnet(work)
     products = find_products(load_onnx(qdq))
-    db = work / "resnet50.db"
+    db = work / f"{name}.db"
     tune(tune_configs(products, trials, TARGET), work, db)
-    out = work / "resnet50_built"
+    if not timing:
+        return None
+    out = work / f"{name}_built"
     records = RecordDB(db)
     try:
         built = build_model(qdq, records, out, target_params=TARGET, log=print)
     finally:
         records.close()
-    if not timing:
-        return None
     model = load_model(out)
     check = compare_with_onnxruntime(qdq, model, threads=1)
     check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
-    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
     ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
     latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
     kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
     return {
-        "case": "ResNet-50 int8 QDQ (1x3x224x224)",
+        "case": case,
         "products": len(products),
         "on_heron": len(built.heron),
         "workloads": len({p.workload_key for p in built.heron + built.untuned}),
@@ -121,6 +120,11 @@ def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
         "check_vs_ort": check,
         "check_vs_ort_unfused_qdq": check_unfused,
     }
+
+
+def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
+    return run_onnx("ResNet-50 int8 QDQ (1x3x224x224)", work, prepare_resnet(work), "resnet50", feeds, trials, runs, timing)
 
 
 # --- BERT-base, PyTorch -------------------------------------------------------------------------
@@ -200,46 +204,8 @@ def prepare_bert_onnx(work: Path) -> Path:
 
 
 def run_bert_onnx(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
-    import onnxruntime as ort
-
-    from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
-    from heron_core.records import RecordDB
-
-    qdq = prepare_bert_onnx(work)
-    products = find_products(load_onnx(qdq))
-    db = work / "bert_onnx.db"
-    tune(tune_configs(products, trials, TARGET), work, db)
-    out = work / "bert_built"
-    if not timing:
-        return None
-    records = RecordDB(db)
-    try:
-        built = build_model(qdq, records, out, target_params=TARGET, log=print)
-    finally:
-        records.close()
-    model = load_model(out)
-    check = compare_with_onnxruntime(qdq, model, threads=1)
-    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
-    sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
     feeds = {"input_ids": np.random.default_rng(0).integers(0, 30522, (1, 128))}
-    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
-    latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
-    kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
-    return {
-        "case": "BERT-base int8 QDQ (ONNX, seq 128)",
-        "products": len(products),
-        "on_heron": len(built.heron),
-        "trials_per_workload": trials,
-        "heron_ms": heron_ms,
-        "ort_ms": ort_ms,
-        "speedup_vs_ort": ort_ms / heron_ms,
-        "heron_kernels_ms": kernel_ms,
-        "rest_ms": heron_ms - kernel_ms,
-        "check_vs_ort": check,
-        "check_vs_ort_unfused_qdq": check_unfused,
-    }
+    return run_onnx("BERT-base int8 QDQ (ONNX, seq 128)", work, prepare_bert_onnx(work), "bert_onnx", feeds, trials, runs, timing)
 
 
 CASES = {"resnet50": run_resnet, "bert_torch": run_bert_torch, "bert_onnx": run_bert_onnx}
