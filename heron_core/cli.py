@@ -187,6 +187,9 @@ def _tune(**a) -> None:
                     view.task_end(outcome, summary)
     except KeyboardInterrupt:  # the second Ctrl-C
         unfinished = 1
+    except HeronError as exc:  # e.g. the records database failed mid-run: --json readers still get run_end
+        view.run_end({"status": "error", "exit_code": exc.exit_code, "error": str(exc), "db": str(db.path)})
+        raise
     finally:
         tuner.close()
         db.close()

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
@@ -75,6 +76,9 @@ _REFERENCES: dict[str, tuple[dict, np.ndarray]] = {}
 def _init_worker(env: dict[str, str], spec_json: str, measures: bool) -> None:
     """Start-up work (importing TVM and the plugins, computing the reference) happens here,
     so the build and run timeouts measure the candidate alone."""
+    # TVM's FFI imports PyTorch whenever it is installed (~2 s of CPU per process): workers never use it
+    if "torch" not in sys.modules:
+        sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError here
     os.environ.update(env)
     task = _task(spec_json)
     if measures:
@@ -150,18 +154,22 @@ class LocalRunner(Runner):
     def __init__(self, params: LocalRunnerParams):
         super().__init__(params)
         self._pools = None
+        self._pools_target = ""
         self._dir = tempfile.mkdtemp(prefix="heron-build-")
         self._count = 0
 
     def _start(self, task: Task):
         from pebble import ProcessPool
 
+        target = task.spec.target.model_dump_json()  # workers are set up for one target (environment, process rights)
+        if self._pools is not None and self._pools_target != target:
+            self.close(keep_dir=True)
         if self._pools is None:
             ctx = multiprocessing.get_context("spawn")
             init = (task.target.runtime_env(), task.spec.model_dump_json())
             builders = ProcessPool(self.params.parallel, context=ctx, initializer=_init_worker, initargs=(*init, False))
             measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(*init, True))
-            self._pools = (builders, measurer)
+            self._pools, self._pools_target = (builders, measurer), target
         return self._pools
 
     def run(self, task: Task, points: list[Point]) -> Iterator[MeasureResult]:

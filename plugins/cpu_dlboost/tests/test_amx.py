@@ -13,7 +13,6 @@ import pytest
 from heron_core import process, tvm_compat
 from heron_core.errors import TargetUnavailable
 from heron_core.layout import BlockedLayout
-from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost import amx_intrin
@@ -125,14 +124,6 @@ def test_l1_rule_keeps_the_reused_operand():
     assert SearchSpace(task("gemm", shape, l1_kib=32)).complete(partial, random.Random(0)) is None  # 32 KiB + 4 KiB > 32 KiB
 
 
-def _run_all(t: Task, n: int, seed: int):
-    points = SearchSpace(t).sample(n, random.Random(seed))
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(t, points))
-    assert len(results) == len(points)
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
-
-
 @pytest.mark.parametrize(
     "op,shape,in_dtype",
     [
@@ -142,9 +133,10 @@ def _run_all(t: Task, n: int, seed: int):
         ("conv2d", {**CONV, "H": 6, "W": 6, "channels_last": 1}, "bfloat16"),
     ],
 )
-def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype):
+def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype, check_points):
     """Property: every point of the space is a correct kernel (the same template, plain vector code)."""
-    _run_all(task(op, shape, in_dtype, microkernel="generic"), 3, sum(shape.values()))
+    t = task(op, shape, in_dtype, microkernel="generic")
+    check_points(t, SearchSpace(t).sample(3, random.Random(sum(shape.values()))))
 
 
 @pytest.mark.skipif(not HAS_AMX, reason=NO_AMX)
@@ -157,10 +149,10 @@ def test_generic_microkernel_schedules_are_correct(op, shape, in_dtype):
         ("conv2d", CONV, "bfloat16"),
     ],
 )
-def test_amx_kernels_are_correct(op, shape, in_dtype):
+def test_amx_kernels_are_correct(op, shape, in_dtype, check_points):
     t = task(op, shape, in_dtype)
     t.target.check_host()
-    _run_all(t, 4, 1)
+    check_points(t, SearchSpace(t).sample(4, random.Random(1)))
 
 
 def _legalized_allocations(mod) -> dict[str, str]:
@@ -200,7 +192,7 @@ def test_tile_configuration_is_loaded_once_per_parallel_chunk():
     "op,shape,in_dtype",
     [("gemm", {"M": 128, "K": 1024, "N": 64}, "int8"), ("bmm", {"batch": 2, "M": 32, "K": 128, "N": 32}, "bfloat16")],
 )
-def test_a_panel_copied_once_per_row_tile(op, shape, in_dtype, a_cache):
+def test_a_panel_copied_once_per_row_tile(op, shape, in_dtype, a_cache, check_points):
     """a_cache 2 / 3 (the A panel of an S1 row tile, all of K, copied ahead of the S1 lane loop; 3: packed tile
     by tile): correct with the generic micro-kernel, only with the lane loop inside the copy, and the copy
     outside every K block."""
@@ -209,9 +201,7 @@ def test_a_panel_copied_once_per_row_tile(op, shape, in_dtype, a_cache):
     partial = {"a_cache": a_cache, "k0": 2} if op == "gemm" else {"a_cache": a_cache}  # the copy is outside K blocks
     points = [space.complete(partial, random.Random(s)) for s in range(3)]
     assert all(p is not None and p["lane_first_1"] == 0 for p in points)
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(t, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(t, points)
     text = t.context.apply(t, points[0]).script()
     k0 = re.search(r"for [^\n]*\bk_0\b[^\n]* in ", text)
     assert k0 and text.index('T.sblock("A_global")') < k0.start(), text
@@ -232,16 +222,14 @@ def test_a_panel_fits_l2():
         ("conv2d", {**CONV, "R": 1, "S": 1, "pad": 0}, "int8"),
     ],
 )
-def test_zero_start_calls_are_correct(op, shape, in_dtype):
+def test_zero_start_calls_are_correct(op, shape, in_dtype, check_points):
     """acc_zero: the call covers all of K, starts its accumulators at zero and the init block is elided."""
     t = task(op, shape, in_dtype, microkernel="generic")
     space = SearchSpace(t)
     points = [space.complete({"acc_zero": 1, "acc_level": lvl}, random.Random(lvl)) for lvl in (0, 1)]
     points = [p for p in points if p is not None]
     assert points and all(p[f"{t.context.layout(t).dot}0"] == 1 for p in points)
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(t, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(t, points)
 
 
 def test_zero_start_needs_the_whole_reduction_in_one_call():

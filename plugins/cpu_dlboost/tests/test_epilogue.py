@@ -5,7 +5,6 @@ import random
 import numpy as np
 import pytest
 
-from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
@@ -30,14 +29,12 @@ def make(op: str, shape: dict, out_dtype: str) -> Task:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[2]}-{'-'.join(k for k in ('bias', 'relu') if k in c[1])}")
-def test_epilogue_points_match_numpy_exactly(case):
+def test_epilogue_points_match_numpy_exactly(case, check_points):
     task = make(*case)
     assert "acc_level" in SearchSpace(task).knobs
     points = SearchSpace(task).sample(3, random.Random(0))
     assert all(p["acc_level"] < 2 for p in points)  # the accumulator is a cache under an epilogue
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(task, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(task, points)
 
 
 def test_requantization_rounds_half_to_even_and_saturates():

@@ -4,7 +4,6 @@ import random
 
 import pytest
 
-from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
@@ -34,20 +33,18 @@ CHANNELS_LAST = [f"{op}:channels_last" for op in ("conv1d", "conv2d", "conv3d", 
 
 
 @pytest.mark.parametrize("case", sorted(SHAPES) + CHANNELS_LAST)
-def test_every_sampled_point_of_every_operator_is_correct(case):
+def test_every_sampled_point_of_every_operator_is_correct(case, check_points):
     op, _, flag = case.partition(":")
     shape = {**SHAPES[op], **({flag: 1} if flag else {})}
     ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
     task = Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype="int32"))
     points = SearchSpace(task).sample(4, random.Random(len(case)))
     assert len(points) == 4
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(task, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(task, points)
 
 
 @pytest.mark.parametrize("op", ["conv3d", "conv2d", "scan"])
-def test_skipping_known_zeros_keeps_results_exact(op):
+def test_skipping_known_zeros_keeps_results_exact(op, check_points):
     """Points that skip the micro-kernel calls reading only padding (convolutions) or zero tiles of
     a constant (scan's mask) compute the same output, whatever the tiling around the test."""
     ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
@@ -58,6 +55,4 @@ def test_skipping_known_zeros_keeps_results_exact(op):
     points = space.sample(3, random.Random(1))
     points = [{**p, **{k: 1 for k in skips}} for p in points]
     assert all(space.is_valid(p) for p in points)
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(task, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(task, points)

@@ -14,7 +14,6 @@ import pytest
 
 from heron_core.errors import ConfigError
 from heron_core.layout import TapBlockedLayout
-from heron_core.runner import LocalRunner, LocalRunnerParams
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
@@ -47,25 +46,25 @@ def random_depthwise(rng: random.Random) -> tuple[str, dict]:
     return "conv2d", {**shape, "K": c, "groups": c}
 
 
-def _run(t: Task, n: int, seed: int) -> None:
+def _points(t: Task, n: int, seed: int) -> list[dict]:
     points = SearchSpace(t).sample(n, random.Random(seed))
     assert len(points) == n
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(t, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    return points
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_depthwise_points_are_exact_on_random_shapes(seed):
+def test_depthwise_points_are_exact_on_random_shapes(seed, check_points):
     op, shape = random_depthwise(random.Random(seed))
     t = task(op, shape, microkernel=MICROKERNEL)
     assert isinstance(t.context, DepthwiseContext) or shape["C"] == 1  # one channel: an ordinary convolution
-    _run(t, 2, seed)
+    check_points(t, _points(t, 2, seed))
 
 
-def test_depthwise_conv1d_and_a_single_pixel():
-    _run(task("conv1d", {"N": 1, "C": 19, "W": 23, "K": 19, "S": 3, "pad": 1, "groups": 19}, microkernel=MICROKERNEL), 2, 0)
-    _run(task("conv2d", {"N": 1, "C": 1, "H": 1, "W": 1, "K": 1, "R": 1, "S": 1, "groups": 1}, microkernel=MICROKERNEL), 1, 0)
+def test_depthwise_conv1d_and_a_single_pixel(check_points):
+    t = task("conv1d", {"N": 1, "C": 19, "W": 23, "K": 19, "S": 3, "pad": 1, "groups": 19}, microkernel=MICROKERNEL)
+    check_points(t, _points(t, 2, 0))
+    t = task("conv2d", {"N": 1, "C": 1, "H": 1, "W": 1, "K": 1, "R": 1, "S": 1, "groups": 1}, microkernel=MICROKERNEL)
+    check_points(t, _points(t, 1, 0))
 
 
 @pytest.mark.parametrize(
@@ -75,21 +74,15 @@ def test_depthwise_conv1d_and_a_single_pixel():
         ("conv1d", {"N": 1, "C": 8, "W": 11, "K": 32, "S": 3, "pad": 1, "groups": 2, "channels_last": 1}),
     ],
 )
-def test_grouped_points_are_exact(op, shape):
-    _run(task(op, shape, microkernel=MICROKERNEL), 2, 1)
+def test_grouped_points_are_exact(op, shape, check_points):
+    t = task(op, shape, microkernel=MICROKERNEL)
+    check_points(t, _points(t, 2, 1))
 
 
-def test_grouped_on_amx_and_depthwise_refused_with_the_reason():
-    _run(
-        task(
-            "conv2d",
-            {"N": 1, "C": 32, "H": 5, "W": 5, "K": 32, "R": 3, "S": 3, "pad": 1, "groups": 2},
-            "amx",
-            microkernel="generic",
-        ),
-        2,
-        0,
-    )
+def test_grouped_on_amx_and_depthwise_refused_with_the_reason(check_points):
+    shape = {"N": 1, "C": 32, "H": 5, "W": 5, "K": 32, "R": 3, "S": 3, "pad": 1, "groups": 2}
+    t = task("conv2d", shape, "amx", microkernel="generic")
+    check_points(t, _points(t, 2, 0))
     with pytest.raises(ConfigError, match="does not compute depthwise.*--target dlboost"):
         task("dep", {"N": 1, "C": 32, "H": 7, "W": 7}, "amx")
     with pytest.raises(ConfigError, match="8 per group is not a multiple of 16"):
