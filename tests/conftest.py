@@ -18,11 +18,13 @@ def dlboost():
     return {"name": "dlboost", "microkernel": MICROKERNEL}
 
 
-def heron(*args, db: Path | None = None, check: bool = False, timeout: int = 600) -> subprocess.CompletedProcess:
+def heron(
+    *args, db: Path | None = None, check: bool = False, timeout: int = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "heron_core.cli", *args]
     if db is not None:
         cmd += ["--db", str(db)]
-    env = {**os.environ, "COLUMNS": "200"}
+    env = {**os.environ, "COLUMNS": "200", **(env or {})}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"heron {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

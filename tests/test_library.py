@@ -16,9 +16,14 @@ from heron_core.library import LibraryError
 def library(tmp_path_factory):
     root = tmp_path_factory.mktemp("lib")
     db = root / "records.db"
-    for op, shape in [("gemm", "M=16,K=32,N=32"), ("conv2d", "N=1,C=8,H=6,W=6,K=16,R=3,S=3,pad=1"), ("scan", "M=4,N=32,K=16")]:
-        tune = f"tune --target dlboost --target-param microkernel={MICROKERNEL} --op {op} --shape {shape} --trials 3 --quiet"
-        heron(*tune.split(), db=db, check=True)
+    cases = [
+        {"op": "gemm", "shape": {"M": 16, "K": 32, "N": 32}},
+        {"op": "conv2d", "shape": {"N": 1, "C": 8, "H": 6, "W": 6, "K": 16, "R": 3, "S": 3, "pad": 1}},
+        {"op": "scan", "shape": {"M": 4, "N": 32, "K": 16}},
+    ]
+    cfg = {"target": {"name": "dlboost", "microkernel": MICROKERNEL}, "cases": cases, "trials": 3}
+    (root / "cfg.json").write_text(json.dumps(cfg))
+    heron("tune", "-c", str(root / "cfg.json"), "--quiet", db=db, check=True)  # one process tunes the three
     heron(
         "tune",
         "--target",
