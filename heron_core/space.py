@@ -231,7 +231,8 @@ class SearchSpace:
         if row is None:
             extra = self.context.features(self.task, point)
             if self._feature_names is None:
-                self._feature_names = [*self.knobs, *extra]
+                # a loop-nest quantity named like a knob gets its own column name (LightGBM refuses duplicates)
+                self._feature_names = [*self.knobs, *(f"nest_{n}" if n in self.knobs else n for n in extra)]
             values = [point[k] for k in self.knobs] + list(extra.values())
             row = self._feature_rows[key] = np.log2(1.0 + np.asarray(values, dtype=np.float64)).tolist()
         return row

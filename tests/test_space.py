@@ -68,3 +68,12 @@ def test_batches_solve_on_threads_to_the_same_points(space):
     assert one == two and one[1][0]["i3"] == 4 and one[1][1] is None
     p = one[0][0]
     assert space.valid_many([p, {**p, "i3": 7}]) == [True, False]
+
+
+def test_feature_names_are_distinct_when_a_loop_nest_quantity_is_named_like_a_knob(monkeypatch):
+    fresh = SearchSpace(gemm_task(128, 256, 128))
+    knob = next(iter(fresh.knobs))
+    real = fresh.context.features
+    monkeypatch.setattr(fresh.context, "features", lambda task, point: {**real(task, point), knob: 1.0})
+    names, x = fresh.features(fresh.sample(2, random.Random(0)))
+    assert len(set(names)) == len(names) == x.shape[1] and f"nest_{knob}" in names
