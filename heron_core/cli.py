@@ -164,8 +164,9 @@ def _tune(**a) -> None:
         dtypes = (cfg.in_dtype, cfg.out_dtype) if {"in_dtype", "out_dtype"} & cfg.model_fields_set else None
         return _tune_network(a, plan, reg, dtypes)
     tasks = [Task(spec, reg) for spec in plan.tasks]  # every input checked before anything is written
-    for task in tasks:
-        task.target.check_host()
+    if getattr(reg.get("runner", cfg.runner.name).factory, "measures_here", True):
+        for task in tasks:
+            task.target.check_host()
     db = RecordDB(cfg.db or default_db())
     view: View = JsonEvents() if a["json_events"] else ProgressDisplay(a["quiet"])
     stop = threading.Event()
@@ -226,7 +227,8 @@ def _tune_network(a: dict, plan, reg, dtypes) -> None:
             err.print(f"[dim]not tunable on this target: {escape(item.layer.name)} ({escape(item.reason or '')})[/dim]")
     if not any(i.task for i in items):
         raise ConfigError(f"no layer of {network.name} is tunable on target '{target_ref.name}'")
-    next(i.task for i in items if i.task).target.check_host()
+    if getattr(reg.get("runner", plan.config.runner.name).factory, "measures_here", True):
+        next(i.task for i in items if i.task).target.check_host()
     db = RecordDB(plan.config.db or default_db())
     view = cli_network.NetworkJson() if a["json_events"] else cli_network.NetworkProgress(err, a["quiet"])
     stop = threading.Event()

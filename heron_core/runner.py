@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import Callable, Iterator
+from typing import Callable, ClassVar, Iterator
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,6 +26,8 @@ from heron_core.task import Task, TaskSpec
 
 
 class Runner(ABC):
+    measures_here: ClassVar[bool] = True  # kernels run on this machine: the CLI checks that its CPU/GPU can run them
+
     def __init__(self, params: BaseModel):
         self.params = params
 
@@ -73,7 +75,7 @@ _TASKS: dict[str, Task] = {}
 _REFERENCES: dict[str, tuple[dict, np.ndarray]] = {}
 
 
-def _init_worker(env: dict[str, str], spec_json: str, measures: bool) -> None:
+def _init_worker(env: dict[str, str], spec_json: str, measures: bool, here: bool = True) -> None:
     """Start-up work (importing TVM and the plugins, computing the reference) happens here,
     so the build and run timeouts measure the candidate alone."""
     # TVM's FFI imports PyTorch whenever it is installed (~2 s of CPU per process): workers never use it
@@ -82,7 +84,8 @@ def _init_worker(env: dict[str, str], spec_json: str, measures: bool) -> None:
     os.environ.update(env)
     task = _task(spec_json)
     if measures:
-        task.target.prepare_process()
+        if here:  # process rights (AMX tile registers) are the measuring machine's business
+            task.target.prepare_process()
         _reference(spec_json)
 
 
@@ -168,7 +171,7 @@ class LocalRunner(Runner):
             ctx = multiprocessing.get_context("spawn")
             init = (task.target.runtime_env(), task.spec.model_dump_json())
             builders = ProcessPool(self.params.parallel, context=ctx, initializer=_init_worker, initargs=(*init, False))
-            measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(*init, True))
+            measurer = ProcessPool(1, context=ctx, initializer=_init_worker, initargs=(*init, True, self.measures_here))
             self._pools, self._pools_target = (builders, measurer), target
         return self._pools
 

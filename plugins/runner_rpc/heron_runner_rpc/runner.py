@@ -35,6 +35,7 @@ class RPCRunnerParams(LocalRunnerParams):
 
 class RPCRunner(LocalRunner):
     params: RPCRunnerParams
+    measures_here = False  # the remote device runs the kernels
 
     def __init__(self, params: RPCRunnerParams):
         check_tracker(params)
