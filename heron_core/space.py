@@ -118,6 +118,14 @@ class SearchSpace:
         self.model.Add(prod == extent)
         return factors
 
+    def split_among(self, name: str, extents: Sequence[int], choice: cp_model.IntVar, parts: int, doc: str = "") -> list[cp_model.IntVar]:
+        """Knobs ``name0..name{parts-1}`` whose product is ``choice``, a variable among ``extents`` (a multi-level
+        tiling of an extent the tuner picks, such as a padded one)."""
+        ds = sorted(set().union(*(divisors(e) for e in extents)))
+        factors = [self.knob(f"{name}{i}", ds, doc) for i in range(parts)]
+        self.model.Add(self.product(factors, max(extents)) == choice)
+        return factors
+
     # --- using ---------------------------------------------------------------------------
     def _copy(self) -> cp_model.CpModel:
         """The model, copied into one reused CpModel: ``CpModel.clone`` re-creates the wrapper's
