@@ -78,7 +78,7 @@ class Compute:
 class CPUContext(Context):
     def __init__(self, target: DLBoostTarget):
         self.target = target
-        self._computes: dict[str, Compute] = {}
+        self._computes: dict[tuple[str, int | None], Compute] = {}
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def compute(self, task: Task, point: Point | None = None) -> Compute:
