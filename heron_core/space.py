@@ -118,6 +118,16 @@ class SearchSpace:
         self.model.Add(prod == extent)
         return factors
 
+    def split_among(
+        self, name: str, extents: Sequence[int], choice: cp_model.IntVar, parts: int, doc: str = ""
+    ) -> list[cp_model.IntVar]:
+        """Knobs ``name0..name{parts-1}`` whose product is ``choice``, a variable among ``extents`` (a multi-level
+        tiling of an extent the tuner picks, such as a padded one)."""
+        ds = sorted(set().union(*(divisors(e) for e in extents)))
+        factors = [self.knob(f"{name}{i}", ds, doc) for i in range(parts)]
+        self.model.Add(self.product(factors, max(extents)) == choice)
+        return factors
+
     # --- using ---------------------------------------------------------------------------
     def _copy(self) -> cp_model.CpModel:
         """The model, copied into one reused CpModel: ``CpModel.clone`` re-creates the wrapper's
@@ -209,6 +219,11 @@ class SearchSpace:
                 seen.add(key)
                 out.append(point)
         return out
+
+    def upgraded(self, point: Mapping[str, int]) -> dict[str, int]:
+        """A recorded point with the knobs added since it was recorded at their first value (what a template
+        did before it made the choice a knob: ``row_extent``'s first value is the extent its rule picked)."""
+        return {**{n: k.values[0] for n, k in self.knobs.items() if n not in point}, **point}
 
     def is_valid(self, point: Mapping[str, int]) -> bool:
         if set(point) != set(self.knobs):

@@ -97,7 +97,8 @@ class TaskSession:
             self.space, tuner.plan.params["search"], self.model, cfg.seed
         )
         self.history = [
-            MeasureResult(r.point, r.status, r.costs, r.error) for r in tuner.db.records(task.workload_key, task.target_key)
+            MeasureResult(self.space.upgraded(r.point), r.status, r.costs, r.error)
+            for r in tuner.db.records(task.workload_key, task.target_key)
         ]
         if self.history:
             self.searcher.tell(self.history)

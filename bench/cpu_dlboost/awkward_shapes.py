@@ -33,19 +33,19 @@ PAIRS = [
 ]
 # (b) layers of real networks, batch 1
 LAYERS = {
-    "ResNet-50 stem 7x7/2, C=3": "conv2d:N=1,C=3,H=224,W=224,K=64,R=7,S=7,stride=2,pad=3",
+    "ResNet-50 stem 7x7/2, C=3": "conv2d:N=1,C=3,H=224,W=224,K=64,R=7,S=7,stride=2,pad=3,channels_last=1",
     "ResNet-50 classifier": "dense:M=1,K=2048,N=1000",
-    "MobileNetV2 stem 3x3/2, C=3": "conv2d:N=1,C=3,H=224,W=224,K=32,R=3,S=3,stride=2,pad=1",
-    "MobileNetV2 expand 24->144": "conv2d:N=1,C=24,H=56,W=56,K=144,R=1,S=1,stride=1,pad=0",
-    "MobileNetV2 project 144->24": "conv2d:N=1,C=144,H=56,W=56,K=24,R=1,S=1,stride=1,pad=0",
+    "MobileNetV2 stem 3x3/2, C=3": "conv2d:N=1,C=3,H=224,W=224,K=32,R=3,S=3,stride=2,pad=1,channels_last=1",
+    "MobileNetV2 expand 24->144": "conv2d:N=1,C=24,H=56,W=56,K=144,R=1,S=1,stride=1,pad=0,channels_last=1",
+    "MobileNetV2 project 144->24": "conv2d:N=1,C=144,H=56,W=56,K=24,R=1,S=1,stride=1,pad=0,channels_last=1",
     "MobileNetV2 classifier": "dense:M=1,K=1280,N=1000",
     "ViT-B/16 qkv (M=197)": "dense:M=197,K=768,N=2304",
     "ViT-B/16 fc1 (M=197)": "dense:M=197,K=768,N=3072",
     "ViT-B/16 fc2 (M=197)": "dense:M=197,K=3072,N=768",
     "BERT-base fc1, seq 384": "dense:M=384,K=768,N=3072",
     "BERT-base attention scores, seq 384": "bmm:batch=12,M=384,K=64,N=384",
-    "Inception-v3 1x7 (17x17, no pad)": "conv2d:N=1,C=128,H=17,W=17,K=128,R=1,S=7,stride=1,pad=0",
-    "Inception-v3 7x1 (17x17, no pad)": "conv2d:N=1,C=128,H=17,W=17,K=192,R=7,S=1,stride=1,pad=0",
+    "Inception-v3 1x7 (17x17, no pad)": "conv2d:N=1,C=128,H=17,W=17,K=128,R=1,S=7,stride=1,pad=0,channels_last=1",
+    "Inception-v3 7x1 (17x17, no pad)": "conv2d:N=1,C=128,H=17,W=17,K=192,R=7,S=1,stride=1,pad=0,channels_last=1",
 }
 
 
@@ -57,7 +57,7 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--model", default="gbdt")
     ap.add_argument("--rounds", type=int, default=3, help="alternating Heron / vendor timings per layer (medians)")
     ap.add_argument("--parts", default="ab", help="a: padding-cost pairs, b: network layers")
-    ap.add_argument("--only", default="", help="run only the cases whose text contains this (a smoke test)")
+    ap.add_argument("--only", default="", help="run only the cases whose text contains one of these ('|'-separated)")
     ap.add_argument("--out", default=os.path.join(BENCH, "results", "cpu_dlboost"))
     ap.add_argument("--db", default=None, help="records database (default: a fresh one); an existing one resumes")
     return ap.parse_args()
@@ -73,6 +73,10 @@ from peak import measure_peak  # noqa: E402
 
 from heron_core.cli import parse_shape  # noqa: E402
 from heron_core.tuner import tune_single  # noqa: E402
+
+
+def selected(text: str) -> bool:
+    return any(part in text for part in ARGS.only.split("|"))
 
 
 def tune(text: str, db: str) -> tuple[object, object, float]:
@@ -92,10 +96,9 @@ def tune(text: str, db: str) -> tuple[object, object, float]:
     return outcome.task, best, statistics.median(costs)
 
 
-def padded_extents(task) -> dict[str, int]:
-    """The extents the kernel runs on, where they differ from the operator's (what padding did)."""
-    compute = task.context.compute(task)
-    return {a.name: a.extent * a.inner for a in compute.layout.axes}
+def padded_extents(task, point) -> dict[str, int]:
+    """The extents the point's kernel runs on (what padding did; the row extent is a knob)."""
+    return {a.name: a.extent * a.inner for a in task.context.layout(task, point).axes}
 
 
 def case_row(text: str, db: str, peak: float) -> tuple[dict, object, object, float]:
@@ -103,10 +106,11 @@ def case_row(text: str, db: str, peak: float) -> tuple[dict, object, object, flo
     ops = task.op.op_count()
     row = {
         "case": text,
-        "kernel_extents": padded_extents(task),
+        "kernel_extents": padded_extents(task, best.point),
         "heron_ms": lat * 1e3,
         "heron_gops": ops / lat / 1e9,
         "pct_of_peak": 100 * ops / lat / 1e9 / peak,
+        "peak_gops": peak,
         "best_point": best.point,
     }
     return row, task, best, lat
@@ -117,7 +121,7 @@ def part_a(db: str, peak: float) -> list[dict]:
     compared under the same conditions of the shared host."""
     groups = []
     for group in PAIRS:
-        if ARGS.only not in group[0]:
+        if not selected(group[0]):
             continue
         tuned = [case_row(text, db, peak) for text in group]
         rounds: list[list[float]] = [[] for _ in group]
@@ -144,7 +148,7 @@ def part_b(db: str, peak: float) -> list[dict]:
 
     rows = []
     for name, text in LAYERS.items():
-        if ARGS.only not in text:
+        if not selected(text):
             continue
         row, task, best, lat = case_row(text, db, peak)
         heron, vendor = [lat], []
@@ -176,7 +180,6 @@ def write(stem: str, doc: dict) -> None:
     with open(stem + ".json", "w") as f:
         json.dump(doc, f, indent=1)
     info = doc["machine"]
-    pct = lambda r: 100 * r["heron_gops"] / doc["peak_gops"]  # noqa: E731
     lines = [
         "# Awkward shapes on dlboost (issue 18)",
         "",
@@ -184,7 +187,7 @@ def write(stem: str, doc: dict) -> None:
         f"versions {info['versions']}, Python {info['python']}; vendor {doc.get('vendor_versions')}.",
         f"Kernels and vendor on {ARGS.cores} thread(s), pinned to one core (taskset) while other work ran on the other; "
         f"{ARGS.trials} trials per case ({ARGS.search} + {ARGS.model}), the 3 best re-timed. VNNI peak measured in the "
-        f"same run: {doc['peak_gops']:.0f} GOPS. % of peak uses the operators' logical op counts.",
+        f"same run as each row (last run: {doc['peak_gops']:.0f} GOPS). % of peak uses the operators' logical op counts.",
         "",
         f"Command: `{doc['command']}`",
         "",
@@ -195,7 +198,7 @@ def write(stem: str, doc: dict) -> None:
         for group in doc["pairs"]:
             for r in group["cases"]:
                 ext = ",".join(f"{k}={v}" for k, v in r["kernel_extents"].items())
-                lines.append(f"| `{r['case']}` | {ext} | {r['heron_ms']:.4f} | {r['heron_gops']:.1f} | {pct(r):.1f} |")
+                lines.append(f"| `{r['case']}` | {ext} | {r['heron_ms']:.4f} | {r['heron_gops']:.1f} | {r['pct_of_peak']:.1f} |")
             lines.append(f"| **gap to the best neighbour** | | | | **{group['gap_points']:.1f} points** |")
         lines.append("")
     if doc.get("layers"):
@@ -205,7 +208,7 @@ def write(stem: str, doc: dict) -> None:
             v = r.get("vendor_vnni") or {}
             sp = r.get("speedup_vs_vendor_vnni")
             lines.append(
-                f"| {r['layer']} | `{r['case']}` | {r['heron_ms']:.4f} | {pct(r):.1f} | {v.get('path', '-')} | "
+                f"| {r['layer']} | `{r['case']}` | {r['heron_ms']:.4f} | {r['pct_of_peak']:.1f} | {v.get('path', '-')} | "
                 f"{v.get('ms', float('nan')):.4f} | {f'{sp:.2f}x' if sp else '-'} |"
             )
         sps = [r["speedup_vs_vendor_vnni"] for r in doc["layers"] if r.get("speedup_vs_vendor_vnni")]
@@ -229,12 +232,19 @@ def main() -> None:
             old = json.load(f)
         doc.update({k: old[k] for k in ("layers", "vendor_versions", "pairs") if k in old})
     if "b" in ARGS.parts:
-        doc["layers"] = part_b(db, peak)
-        doc["vendor_versions"] = VENDOR_VERSIONS
+        doc["layers"] = merged(doc.get("layers", []), part_b(db, peak), lambda r: r["case"], list(LAYERS.values()))
+        doc["vendor_versions"] = {**doc.get("vendor_versions", {}), **VENDOR_VERSIONS}
         write(stem, doc)
     if "a" in ARGS.parts:
-        doc["pairs"] = part_a(db, peak)
+        doc["pairs"] = merged(doc.get("pairs", []), part_a(db, peak), lambda g: g["cases"][0]["case"], [g[0] for g in PAIRS])
         write(stem, doc)
+
+
+def merged(old: list[dict], new: list[dict], key, order: list[str]) -> list[dict]:
+    """The rows of this run, and those of an earlier run (``--only``) for the cases it did not re-run, in ``order``."""
+    rows = {key(r): r for r in old if key(r) in order}
+    rows.update({key(r): r for r in new})
+    return sorted(rows.values(), key=lambda r: order.index(key(r)))
 
 
 if __name__ == "__main__":

@@ -161,10 +161,11 @@ class AMXContext(CPUContext):
             g=g,
         )
 
-    def row_extent(self, n: int) -> int:
+    def row_extents(self, n: int) -> tuple[int, ...]:
         """The row axis padded, within bounded waste, so that A tiles have many rows (16 at best); at least 2
-        (a tile nest whose every row loop has extent 1 does not match the registered tile intrinsics)."""
-        return max(2, padded_extent(n, lambda e: max_divisor(e, amx_intrin.MAX_ROWS) / amx_intrin.MAX_ROWS))
+        (a tile nest whose every row loop has extent 1 does not match the registered tile intrinsics). One extent:
+        the AMX template has no ``row_extent`` knob (its A tile's row count follows from the extent)."""
+        return (max(2, padded_extent(n, lambda e: max_divisor(e, amx_intrin.MAX_ROWS) / amx_intrin.MAX_ROWS)),)
 
     def row_step(self, task: Task) -> int:
         """How far apart (in rows of the data operand's packed layout) consecutive output rows read:

@@ -35,6 +35,8 @@ SPATIAL_LEVELS, REDUCE_LEVELS = 4, 2
 UNROLL_STEPS = (0, 16, 64)
 ZMM_REGISTERS = 32
 MIN_CHAINS = 8  # vpdpbusd: ~4-5 cycles latency x 2 ports in flight
+ROW_KNOB = "row_extent"
+ROW_CHOICES = 3  # padded extents of the row axis the tuner may choose among
 
 
 @dataclass(frozen=True)
@@ -69,24 +71,28 @@ class Compute:
     layout: Layout
     write_back: str | None = None  # the block writing the output from the accumulator: a padded output's
     # logical part and/or the operator's epilogue (bias, ReLU, requantization)
+    row_axis: str | None = None  # the row axis (``padded_extents``) and the extents it may be padded to
+    row_choices: tuple[int, ...] = ()
 
 
 class CPUContext(Context):
     def __init__(self, target: DLBoostTarget):
         self.target = target
-        self._computes: dict[str, Compute] = {}
+        self._computes: dict[tuple[str, int | None], Compute] = {}
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
-    def compute(self, task: Task) -> Compute:
-        key = task.spec.model_dump_json()
+    def compute(self, task: Task, point: Point | None = None) -> Compute:
+        """The compute a point runs on (its ``row_extent``; without a point, the first choice)."""
+        row = point.get(ROW_KNOB) if point else None
+        key = (task.spec.model_dump_json(), row)
         if key not in self._computes:
-            self._computes[key] = self._build_compute(task)
+            self._computes[key] = self._build_compute(task, row)
         return self._computes[key]
 
-    def layout(self, task: Task) -> Layout:
-        return self.compute(task).layout
+    def layout(self, task: Task, point: Point | None = None) -> Layout:
+        return self.compute(task, point).layout
 
-    def _build_compute(self, task: Task) -> Compute:
+    def _build_compute(self, task: Task, row: int | None = None) -> Compute:
         """The operator's compute with the dot operands in micro-kernel layouts, on padded extents.
 
         The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` or ``constant``
@@ -106,7 +112,12 @@ class CPUContext(Context):
         blocking = self.weight_blocking(task)
         probes = {t.name: _probe(t) for t in [*op.inputs, *op.constants]}
         probe = op.compute(probes)
-        extents = self.padded_extents(task, probe, probes[hint.data].used)
+        row_i = _row_axis(task, probe, probes[hint.data].used)
+        row_axis = None if row_i is None else probe.op.axis[row_i].var.name
+        choices = () if row_i is None else self.row_extents(int(probe.op.axis[row_i].dom.extent))
+        if row is not None and row not in choices:
+            raise ValueError(f"{op.name}: row extent {row} is not one of {choices}")
+        extents = self.padded_extents(task, probe, row_i, choices[0] if row is None and choices else row)
         needs = _read_extents(probes, probe, extents)
         args, read, stages = [], {}, []
         epilogue = op.epilogue
@@ -152,32 +163,33 @@ class CPUContext(Context):
         func = te.create_prim_func([*args, out if write_back is None else write_back])
         stage_names = tuple(s.op.name for s in stages)
         layout = self.layout_of(task, out, read)
-        return Compute(func, out, read, stage_names, layout, None if write_back is None else write_back.op.name)
+        write_back_name = None if write_back is None else write_back.op.name
+        return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices)
 
-    def padded_extents(self, task: Task, out, data_uses: set[str]) -> dict[str, int]:
+    def padded_extents(self, task: Task, out, row_i: int | None, row: int | None) -> dict[str, int]:
         """The extent of each compute axis (by name) the kernel runs on: the lane axis up to a multiple of the
-        weight blocking's lanes, the dot axis of its reduce group, the row axis (the data operand's last spatial
-        axis other than the lanes) to the extent ``row_extent`` picks; the others as they are."""
+        weight blocking's lanes, the dot axis of its reduce group, the row axis (index ``row_i``: the data
+        operand's last spatial axis other than the lanes) to ``row``; the others as they are."""
         hint = task.op.dot_hint
         blocking = self.weight_blocking(task)
-        row = _row_axis(task, out, data_uses)
         extents = {}
         for i, iv in enumerate(out.op.axis):
             n = int(iv.dom.extent)
             if i == hint.out_lane_axis:
                 n = round_up(n, blocking.lanes)
-            elif i == row:
-                n = self.row_extent(n)
+            elif i == row_i:
+                n = row
             extents[iv.var.name] = n
         for i, iv in enumerate(out.op.reduce_axis):
             n = int(iv.dom.extent)
             extents[iv.var.name] = round_up(n, blocking.reduce) if i == hint.reduce_axis else n
         return extents
 
-    def row_extent(self, n: int) -> int:
-        """The row axis padded, within bounded waste, to an extent with a register-tile-sized divisor (an
-        extent with none, such as the prime 197, would leave one row per register tile)."""
-        return padded_extent(n, lambda e: min(max_divisor(e, ZMM_REGISTERS - 4), MIN_CHAINS) / MIN_CHAINS)
+    def row_extents(self, n: int) -> tuple[int, ...]:
+        """The extents the row axis may be padded to (the ``row_extent`` knob), best first: within bounded waste,
+        extents with a register-tile-sized divisor (one with none, such as the prime 197, would leave one row per
+        register tile); ``n`` alone when it has one."""
+        return padded_extents(n, lambda e: min(max_divisor(e, ZMM_REGISTERS - 4), MIN_CHAINS) / MIN_CHAINS, ROW_CHOICES)
 
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
@@ -193,17 +205,32 @@ class CPUContext(Context):
 
     # --- the template --------------------------------------------------------------------
     def define(self, task: Task, space: SearchSpace) -> None:
-        lay = self.layout(task)
+        compute = self.compute(task)
+        lay = compute.layout
         m = space.model
         tiles = {}
+        row = None
+        if len(compute.row_choices) > 1:
+            row = space.knob(ROW_KNOB, compute.row_choices, f"the extent the row axis {compute.row_axis} is padded to")
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
-            tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, f"{kind} tile factors of {ax.name} (outer to inner)")
-        space.knob(
+            doc = f"{kind} tile factors of {ax.name} (outer to inner)"
+            if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
+                tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
+            else:
+                tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
+        acc = space.knob(
             "acc_level",
             (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
+        if row is not None and self.may_accumulate_in_output(task):
+            in_output = m.NewBoolVar("acc_in_output")
+            m.Add(acc == 2).OnlyEnforceIf(in_output)
+            m.Add(acc != 2).OnlyEnforceIf(in_output.Not())
+            for extent in compute.row_choices:  # a padded output is accumulated in a cache (its logical part written back)
+                if self.compute(task, {ROW_KNOB: extent}).write_back is not None:
+                    m.Add(row != extent).OnlyEnforceIf(in_output)
         for level in (1, 2):
             space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
@@ -241,7 +268,7 @@ class CPUContext(Context):
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         """The template's quantities for this point (the ones its rules bound), for cost models."""
-        lay = self.layout(task)
+        lay = self.layout(task, point)
         tiles = _tile_factors(lay, point)
         q = _quantities(lay, tiles, math.prod)
         spatial = [a for a in lay.axes if a.spatial]
@@ -259,7 +286,7 @@ class CPUContext(Context):
         from tvm import s_tir
 
         intrin.register()
-        compute = self.compute(task)
+        compute = self.compute(task, point)
         lay = compute.layout
         sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
         block = sch.get_sblock(compute.out.op.name)
@@ -570,8 +597,23 @@ def max_divisor(n: int, limit: int) -> int:
 def padded_extent(n: int, quality: Callable[[int], float]) -> int:
     """The extent in [n, max(n + n/8, n up to a multiple of 16)] that maximises ``quality`` (how well an
     extent tiles, 0..1) x the useful fraction n / extent; the smallest of equals (n itself when it tiles as well)."""
+    return padded_extents(n, quality, 1)[0]
+
+
+def padded_extents(n: int, quality: Callable[[int], float], count: int, within: float = 0.95) -> tuple[int, ...]:
+    """Up to ``count`` extents ranked as ``padded_extent`` ranks them, best first, each scoring at least ``within``
+    of the best and strictly below the previous one (of equals, the smallest); ``n`` alone when it tiles perfectly."""
+    if quality(n) >= 1:
+        return (n,)
     last = max(n + n // 8, round_up(n, 16))
-    return max(range(n, last + 1), key=lambda e: (quality(e) * n / e, -e))
+    scored = sorted(((quality(e) * n / e, e) for e in range(n, last + 1)), key=lambda se: (-se[0], se[1]))
+    chosen = [scored[0]]
+    for score, e in scored[1:]:
+        if len(chosen) == count or score < within * chosen[0][0]:
+            break
+        if score < chosen[-1][0]:
+            chosen.append((score, e))
+    return tuple(e for _, e in chosen)
 
 
 def _row_axis(task: Task, out, data_uses: set[str]) -> int | None:

@@ -96,3 +96,21 @@ def test_padded_kernel_exports_and_takes_logical_shapes(tmp_path):
     expected = a.astype(np.int32) @ b.astype(np.int32).T
     np.testing.assert_array_equal(kernel(a, b), expected)
     np.testing.assert_array_equal(kernel(a, kernel.pack("B", b)), expected)
+
+
+def test_row_extent_is_a_knob_and_a_padded_choice_is_exact():
+    """A row count with no register-tile divisor (37) may be padded to several extents: the ``row_extent`` knob
+    (the CP-SAT rules bound its tiles); a point on a choice other than the default computes the logical output
+    exactly (the default one is what the random shapes above run)."""
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, **PARAMS["dlboost"]})
+    task = Task(TaskSpec(target=ref, op="dense", shape={"M": 37, "K": 8, "N": 16}, in_dtype="int8", out_dtype="int32"))
+    space = SearchSpace(task)
+    assert space.knobs["row_extent"].values == [38, 39, 40]
+    rng = random.Random(0)
+    points = [space.complete({"row_extent": 40}, rng)]
+    assert all(p is not None and p["i0"] * p["i1"] * p["i2"] * p["i3"] == p["row_extent"] for p in points)
+    old = {k: v for k, v in points[0].items() if k != "row_extent"}  # recorded before the knob existed
+    assert space.upgraded(old)["row_extent"] == 38
+    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
+        results = list(runner.run(task, points))
+    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
