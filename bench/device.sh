@@ -33,7 +33,8 @@
 #   runner-scaling PACKDIR TAG [bench/runners/scaling.py options]
 #                                after tensorcore-pack-setup on the same warm machine (its Heron + CPU plugins + OR-Tools),
 #                                carrying PACKDIR/ray.tar.xz (RAY=1 device_pack.sh): build throughput of the `local` and
-#                                `ray` runners against build workers on the device's 16-core CPU (without Ray, `local` only)
+#                                `ray` runners against build workers on the device's 16-core CPU (`local` alone first, as
+#                                TAG_local, kept if Ray fails; RAY_TIMEOUT_S bounds the run with Ray)
 #
 # A new device procedure is one more function below and one line in this header and in bench/README.md.
 set -u
@@ -186,13 +187,19 @@ tensorcore_pack_run() (
 runner_scaling() (
   [ -f /tmp/heron_site/env.sh ] || { echo "no /tmp/heron_site: run tensorcore-pack-setup in the call just before"; exit 3; }
   source /tmp/heron_site/env.sh
-  skip=(--skip rpc)  # the device lacks tornado (apache-tvm[rpc])
   if [ -f "$1/ray.tar.xz" ]; then
     mkdir -p /tmp/ray_site && tar -C /tmp/ray_site -xJf "$1/ray.tar.xz" && export PYTHONPATH=$PYTHONPATH:/tmp/ray_site
   fi
-  python3 -c "import ray" 2> "$OUT/ray_import.log" || { echo "Ray does not import: local runner only"; skip+=(ray kill); }
-  echo "== $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cpus; flags: $(grep -m1 -o -w -E 'amx_int8|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
-  taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" "${skip[@]}" "${@:3}" 2>&1 | tee "$OUT/runners_$2.log" | tail -25
+  echo "== $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cpus; flags: $(grep -m1 -o -w -E 'amx_int8|amx_bf16|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
+  # `local` alone first (kept if Ray then fails or hangs), then every runner but rpc (the device lacks tornado)
+  taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2_local" --out "$OUT" --skip ray rpc kill "${@:3}" 2>&1 \
+    | tee "$OUT/runners_$2_local.log" | tail -8
+  if python3 -c "import ray" 2> "$OUT/ray_import.log"; then
+    timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip rpc "${@:3}" 2>&1 \
+      | tee "$OUT/runners_$2.log" | tail -14
+  else
+    echo "Ray does not import (ray_import.log): local runner only"
+  fi
   echo "== done $(( $(date +%s) - t0 )) s"
 )
 
