@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import random
+import statistics
 import subprocess
 import tempfile
 import time
@@ -538,16 +539,17 @@ def torch_ms(op: str, shape: dict, layout: str = "nchw", dtype: str = DTYPE) -> 
     fn()
     end.record()
     torch.cuda.synchronize()
-    n = max(20, min(2000, int(100 / max(start.elapsed_time(end), 1e-3))))  # ~100 ms of calls
-    best = math.inf
-    for _ in range(3):
+    # Heron's re-timing protocol (RETIME): the median of 7 repeats of >= 40 ms of calls
+    n = max(20, min(2000, int(RETIME["min_repeat_ms"] / max(start.elapsed_time(end), 1e-3)) + 1))
+    times = []
+    for _ in range(RETIME["repeat"]):
         start.record()
         for _ in range(n):
             fn()
         end.record()
         torch.cuda.synchronize()
-        best = min(best, start.elapsed_time(end) / n)
-    return best
+        times.append(start.elapsed_time(end) / n)
+    return statistics.median(times)
 
 
 def machine() -> dict:
@@ -622,7 +624,7 @@ def markdown(result: dict) -> str:
         f"{info['versions'].get('apache-tvm-ffi')}; Python {info['python']}, {info['cpu_cores']} CPU cores (parallel builds).",
         f"Points per case: {result['sampler']} (seed {result['seed']}); every kernel checked against numpy; the best re-timed "
         "(median of 7 repeats of >= 40 ms) after all builds, then PyTorch on the same GPU (CUDA events, after warm-up, "
-        "cudnn.benchmark on), all in this one run.",
+        "cudnn.benchmark on, the same median of 7 repeats of >= 40 ms), all in this one run.",
         "fp16 inputs; Heron accumulates and stores fp16 (as the original's figure 6); PyTorch's fp16 matmul/conv accumulate "
         "in fp32. Heron's convolutions take channels-last activations and weights (NHWC / KRSC, packed before the call); "
         "PyTorch is timed in NCHW and in channels-last, and speedup = the faster PyTorch ms / Heron ms (>1: Heron faster).",
