@@ -32,7 +32,8 @@
 # Runners (bench/runners):
 #   runner-scaling PACKDIR TAG [bench/runners/scaling.py options]
 #                                after tensorcore-pack-setup on the same warm machine (its Heron + CPU plugins + OR-Tools),
-#                                carrying PACKDIR/ray.tar.xz (RAY=1 device_pack.sh): build throughput of the `local` and
+#                                carrying PACKDIR/ray.tar.xz (RAY=1 device_pack.sh) and device.sh (a call removes the carried
+#                                paths it does not name; /tmp stays): build throughput of the `local` and
 #                                `ray` runners against build workers on the device's 16-core CPU (`local` alone first, as
 #                                TAG_local, kept if Ray fails; RAY_TIMEOUT_S bounds the run with Ray)
 #

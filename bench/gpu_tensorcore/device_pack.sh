@@ -71,6 +71,7 @@ if [ "${RAY:-0}" = 1 ]; then
   for w in "$CACHE"/ray/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$RSITE"; done
   (cd "$RSITE/ray" && rm -rf jars rllib serve data llm tune train workflow dashboard/client)
   strip --strip-unneeded "$RSITE"/ray/_raylet.so "$RSITE"/ray/core/src/ray/raylet/raylet "$RSITE"/ray/core/src/ray/gcs/gcs_server
+  chmod +x "$RSITE"/ray/core/src/ray/raylet/raylet "$RSITE"/ray/core/src/ray/gcs/gcs_server  # zipfile drops modes
   tar -C "$RSITE" -cf - . | xz -9 -T0 > "$OUT/ray.tar.xz" && rm -rf "$RSITE"
 fi
 cp "$ROOT/bench/gpu_tensorcore/gpu_tensorcore.py" "$OUT/bench/"
