@@ -26,6 +26,16 @@
 #                                the sm_90a (wgmma) runs: TVM, dependencies and Heron from a pack that
 #                                bench/gpu_tensorcore/device_pack.sh made here, unpacked into /tmp/heron_site (then
 #                                `source /tmp/heron_site/env.sh`); two calls, as that script's header says
+#   tensorcore-pack-run PACKDIR PLAN STEM DEADLINE_S
+#                                call 2 of those (carry the pack's site.tar.xz, tune.tar.xz, MANIFEST.txt, setup.sh,
+#                                bench and the plan): setup, then gpu_tensorcore.py run on 15 build workers
+# Runners (bench/runners):
+#   runner-scaling PACKDIR TAG [bench/runners/scaling.py options]
+#                                after tensorcore-pack-setup on the same warm machine (its Heron + CPU plugins + OR-Tools),
+#                                carrying PACKDIR/ray.tar.xz (RAY=1 device_pack.sh) and device.sh (a call removes the carried
+#                                paths it does not name; /tmp stays): build throughput of the `local` and
+#                                `ray` runners against build workers on the device's 16-core CPU (`local` alone first, as
+#                                TAG_local, kept if Ray fails; RAY_TIMEOUT_S bounds the run with Ray)
 #
 # A new device procedure is one more function below and one line in this header and in bench/README.md.
 set -u
@@ -166,6 +176,34 @@ tensorcore() (
   fi
 )
 
+tensorcore_pack_run() (
+  bash bench/gpu_tensorcore/device_setup.sh "$1" || exit 2
+  source /tmp/heron_site/env.sh
+  nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader
+  python3 "$1/bench/gpu_tensorcore.py" run "$2" --out "$OUT" --stem "$3" --parallel $(( $(nproc) - 1 )) --deadline "$4" 2>&1 \
+    | grep -v Warning | tee "$OUT/$3.log" | grep -v '^{' | tail -30
+  echo "cases: $(grep -c '^{' "$OUT/$3.log"); done in $(( $(date +%s) - t0 )) s"
+)
+
+runner_scaling() (
+  [ -f /tmp/heron_site/env.sh ] || { echo "no /tmp/heron_site: run tensorcore-pack-setup in the call just before"; exit 3; }
+  source /tmp/heron_site/env.sh
+  if [ -f "$1/ray.tar.xz" ]; then
+    mkdir -p /tmp/ray_site && tar -C /tmp/ray_site -xJf "$1/ray.tar.xz" && export PYTHONPATH=$PYTHONPATH:/tmp/ray_site
+  fi
+  echo "== $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cpus; flags: $(grep -m1 -o -w -E 'amx_int8|amx_bf16|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
+  # `local` alone first (kept if Ray then fails or hangs), then every runner but rpc (the device lacks tornado)
+  taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2_local" --out "$OUT" --skip ray rpc kill "${@:3}" 2>&1 \
+    | tee "$OUT/runners_$2_local.log" | tail -8
+  if python3 -c "import ray" 2> "$OUT/ray_import.log"; then
+    timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip rpc "${@:3}" 2>&1 \
+      | tee "$OUT/runners_$2.log" | tail -14
+  else
+    echo "Ray does not import (ray_import.log): local runner only"
+  fi
+  echo "== done $(( $(date +%s) - t0 )) s"
+)
+
 procedure=${1:-help}
 [ $# -gt 0 ] && shift
 case $procedure in
@@ -176,5 +214,7 @@ case $procedure in
   tensorcore-install) tensorcore_install ;;
   tensorcore) tensorcore "$@" ;;
   tensorcore-pack-setup) bash bench/gpu_tensorcore/device_setup.sh "$@" ;;
+  tensorcore-pack-run) tensorcore_pack_run "$@" ;;
+  runner-scaling) runner_scaling "$@" ;;
   *) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; [ "$procedure" = help ] || exit 2 ;;
 esac

@@ -10,6 +10,9 @@
 #                                        search_ga, model_gbdt, with their entry points); 3.3 MB
 #   tune.tar.xz (TUNE=1)                 OR-Tools reduced to CP-SAT, LightGBM, immutabledict, protobuf: what
 #                                        `heron tune` (CP-SAT spaces, cga, gbdt) needs beyond the device's packages
+#   ray.tar.xz (RAY=1)                   Ray 2.60 for a local instance (18 MB of the 79 MB wheel: no jars, dashboard
+#                                        client, libraries; binaries stripped) + jsonschema, which the device lacks:
+#                                        bench/runners/scaling.py on the device's CPU (bench/device.sh runner-scaling)
 #   bench/gpu_tensorcore/gpu_tensorcore.py, setup.sh    this checkout's benchmark, and the unpacking step for the device
 # TVM + site.tar.xz + the ~3.7 MB tracked tree are just over the 64 MiB one call carries, so (README):
 #   echo /.hopper/ >> .git/info/exclude; TUNE=1 bash bench/gpu_tensorcore/device_pack.sh .hopper/pack
@@ -39,7 +42,7 @@ SITE=$(mktemp -d)
 trap 'rm -rf "$SITE"' EXIT
 for w in "$CACHE"/deps/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$SITE"; done
 "$PY" -m pip install -q --no-deps --no-compile --target "$SITE" "$ROOT" "$ROOT/plugins/gpu_tensorcore" \
-  "$ROOT/plugins/search_ga" "$ROOT/plugins/model_gbdt"
+  "$ROOT/plugins/search_ga" "$ROOT/plugins/model_gbdt" "$ROOT/plugins/cpu_dlboost" "$ROOT/plugins/runner_ray"
 # what only building C++ against tvm-ffi needs, its stubs, pydantic.v1, type stubs, SBOMs,
 # symbols: ~1.2 MiB of the 64 (TVM takes 60.4 MiB, Heron's tracked tree ~3.2)
 rm -rf "$SITE/bin" "$SITE"/tvm_ffi/{3rdparty,src,cython,include,stub} \
@@ -60,10 +63,22 @@ if [ "${TUNE:-0}" = 1 ]; then
   find "$TSITE" -name "*.so*" -type f -exec strip --strip-unneeded {} + 2> /dev/null || true
   tar -C "$TSITE" -cf - . | xz -9 -T0 > "$OUT/tune.tar.xz" && rm -rf "$TSITE"
 fi
+# 3. optional (RAY=1), Ray for a local instance (its own call: bench/device.sh runner-scaling)
+if [ "${RAY:-0}" = 1 ]; then
+  mkdir -p "$CACHE/ray" && RSITE=$(mktemp -d)
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${plat[@]}" \
+    -d "$CACHE/ray" ray==2.60.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==0.30.0
+  for w in "$CACHE"/ray/*.whl; do "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$w" "$RSITE"; done
+  (cd "$RSITE/ray" && rm -rf jars rllib serve data llm tune train workflow dashboard/client)
+  strip --strip-unneeded "$RSITE"/ray/_raylet.so "$RSITE"/ray/core/src/ray/raylet/raylet "$RSITE"/ray/core/src/ray/gcs/gcs_server
+  chmod +x "$RSITE"/ray/core/src/ray/raylet/raylet "$RSITE"/ray/core/src/ray/gcs/gcs_server  # zipfile drops modes
+  tar -C "$RSITE" -cf - . | xz -9 -T0 > "$OUT/ray.tar.xz" && rm -rf "$RSITE"
+fi
 cp "$ROOT/bench/gpu_tensorcore/gpu_tensorcore.py" "$OUT/bench/"
 cp "$ROOT/bench/gpu_tensorcore/device_setup.sh" "$OUT/setup.sh"
+cp "$ROOT/bench/device.sh" "$OUT/device.sh"  # this checkout's procedures, where the device gets another tree
 [ "${NO_TVM:-0}" = 1 ] || {
-# 3. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap; TVM_BUNDLE: an existing bundle)
+# 4. TVM: make_bundle.sh's two archives (its cache keeps reruns cheap; TVM_BUNDLE: an existing bundle)
 BUNDLE=${TVM_BUNDLE:-$CACHE/bundle}
 bash "$SHARED/make_bundle.sh" "$BUNDLE" > "$CACHE/bundle.log" 2>&1 || { cat "$CACHE/bundle.log"; exit 1; }
 for f in tvm_compiler.so.xz tvm_pkg.tar.xz MANIFEST.txt; do

@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import random
+import statistics
 import subprocess
 import tempfile
 import time
@@ -137,9 +138,9 @@ def fit_guide(previous: list[dict]):
         for m in measured:
             rows.append(feature_row(task, m["point"]))
             labels.append(math.log(best / m["latency_s"]))
-    names = sorted(rows[0])
+    names = sorted(set().union(*rows))
     params = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 5, "verbose": -1}
-    data = lightgbm.Dataset(np.array([[r[n] for n in names] for r in rows]), np.array(labels))
+    data = lightgbm.Dataset(np.array([[r.get(n, 0.0) for n in names] for r in rows]), np.array(labels))
     return lightgbm.train(params, data, num_boost_round=300), names
 
 
@@ -157,10 +158,28 @@ def _measured(previous: list[dict]) -> dict[str, list[dict]]:
     for run in previous:
         for case in run["cases"]:
             out.setdefault(case["case"], []).extend(
-                {**m, "point": {"mma": 0, **m["point"]}}  # runs before the mma knob: all wmma
+                {**m, "point": {**PAST_KNOBS, **m["point"]}}
                 for m in case.get("measurements", []) if m["status"] == "ok"
             )
     return {k: v for k, v in out.items() if v}
+
+
+# knobs added after earlier runs, with the value those runs used: all WMMA (mma), the wgmma epilogue from
+# registers, no split-K
+PAST_KNOBS = {"mma": 0, "epilogue": 0, "split_k": 1}
+
+
+def _in_space(space, point: dict) -> dict:
+    """An earlier run's point in today's space: knobs added since then take the value that run used."""
+    return {k: v for k, v in {**PAST_KNOBS, **point}.items() if k in space.knobs}
+
+
+def _variants(space, points: list[dict], knob: str) -> list[dict]:
+    """Each point with every other valid value of ``knob`` (e.g. split_k for the best tiles)."""
+    if knob not in space.knobs:
+        return []
+    return [q for p in points for v in space.knobs[knob].values if v != p[knob]
+            for q in [{**p, knob: v}] if space.is_valid(q)]  # fmt: skip
 
 
 def _fresh(space, n: int, rng: random.Random, seen: list[str], fixed: dict) -> list[dict]:
@@ -181,10 +200,11 @@ def _fresh(space, n: int, rng: random.Random, seen: list[str], fixed: dict) -> l
 
 
 def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[str], candidates: int, explore: int,
-              fixed: dict | None = None, include: list[dict] | None = None) -> dict:
+              fixed: dict | None = None, include: list[dict] | None = None, vary: str = "", vary_top: int = 3) -> dict:
     """``points``: per group, or "*" for any other; guided runs add ``explore`` per 10 points.
     ``fixed`` knob values restrict the fresh samples (e.g. mma=1: the earlier runs' best, all wmma,
-    is then measured next to its mma twin and the model's top mma points)."""
+    is then measured next to its mma twin and the model's top mma points). ``vary`` a knob: the
+    first ``vary_top`` given and sampled or guided points with each of its other valid values too (e.g. split_k)."""
     import numpy as np
 
     from heron_core.space import SearchSpace, point_key
@@ -201,11 +221,12 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
         if model is None:
             chosen = _fresh(space, n, rng, [], fixed or {})
         else:
-            before = [m for m in measured.get(name, []) if space.is_valid(m["point"])]
+            before = [{**m, "point": _in_space(space, m["point"])} for m in measured.get(name, [])]
+            before = [m for m in before if space.is_valid(m["point"])]
             seen = [point_key(m["point"]) for m in before]
             pool = _fresh(space, candidates, rng, seen, fixed or {})
             reg, feats = model
-            scores = reg.predict(np.array([[feature_row(task, p)[f] for f in feats] for p in pool]))
+            scores = reg.predict(np.array([[feature_row(task, p).get(f, 0.0) for f in feats] for p in pool]))
             ranked = [pool[i] for i in np.argsort(-scores)]
             best = [min(before, key=lambda m: m["latency_s"])["point"]] if before else []
             twin = [{**best[0], **fixed}] if best and fixed and space.is_valid({**best[0], **fixed}) else []
@@ -213,10 +234,18 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
             ranked = [p for p in ranked if point_key(p) not in {point_key(b) for b in best}]
             more = explore * n // 10
             chosen = best + ranked[:n] + ranked[n:][: more * 4 : 4][:more]
+        head = chosen[:vary_top]  # the earlier best and the model's top picks (or the first fresh samples)
         if include:  # given points first, in each case whose space holds them
-            given = [p for p in include if space.is_valid(p)]
+            given = [q for p in include for q in [_in_space(space, p)] if space.is_valid(q)]
+            head = given[:vary_top] + head
             keys = {point_key(p) for p in given}
             chosen = given + [p for p in chosen if point_key(p) not in keys]
+        if vary:
+            keys = {point_key(p) for p in chosen}
+            for p in _variants(space, head, vary):
+                if point_key(p) not in keys:
+                    keys.add(point_key(p))
+                    chosen.append(p)
         cases.append({"case": name, "points": chosen})
         print(f"{name}: {len(chosen)} points", flush=True)
     counts = ", ".join(f"{k} {v}" for k, v in points.items())
@@ -225,10 +254,26 @@ def make_plan(names: list[str], points: dict[str, int], seed: int, guides: list[
                if guides else f"random valid ({counts})")  # fmt: skip
     if include:
         sampler = f"{len(include)} given points (where valid), then " + sampler
+    if vary:
+        sampler += f"; the first {vary_top} given and {vary_top} other points of each case also with every other valid {vary}"
     if fixed:
         sampler += f"; fresh samples restricted to {', '.join(f'{k}={v}' for k, v in fixed.items())}"
         sampler += " (the earlier best's twin with them too)" if guides else ""
     return {"sampler": sampler, "seed": seed, "cases": cases}
+
+
+def append_plan(plan: dict, extra: dict) -> None:
+    """``extra``'s points after ``plan``'s: a case in both gets the points it lacks, others come last."""
+    from heron_core.space import point_key
+
+    by_name = {c["case"]: c for c in plan["cases"]}
+    for case in extra["cases"]:
+        if case["case"] not in by_name:
+            plan["cases"].append(case)
+            continue
+        keys = {point_key(p) for p in by_name[case["case"]]["points"]}
+        by_name[case["case"]]["points"] += [p for p in case["points"] if point_key(p) not in keys]
+    plan["sampler"] += f"; then (points not already planned) {', '.join(c['case'] for c in extra['cases'])}: {extra['sampler']}"
 
 
 # --- 2. run: build, check and time every point; re-time the best; PyTorch ------------------
@@ -494,16 +539,17 @@ def torch_ms(op: str, shape: dict, layout: str = "nchw", dtype: str = DTYPE) -> 
     fn()
     end.record()
     torch.cuda.synchronize()
-    n = max(20, min(2000, int(100 / max(start.elapsed_time(end), 1e-3))))  # ~100 ms of calls
-    best = math.inf
-    for _ in range(3):
+    # Heron's re-timing protocol (RETIME): the median of 7 repeats of >= 40 ms of calls
+    n = max(20, min(2000, int(RETIME["min_repeat_ms"] / max(start.elapsed_time(end), 1e-3)) + 1))
+    times = []
+    for _ in range(RETIME["repeat"]):
         start.record()
         for _ in range(n):
             fn()
         end.record()
         torch.cuda.synchronize()
-        best = min(best, start.elapsed_time(end) / n)
-    return best
+        times.append(start.elapsed_time(end) / n)
+    return statistics.median(times)
 
 
 def machine() -> dict:
@@ -541,6 +587,10 @@ def summarize(rows: list[dict]) -> dict:
     by_group = {}
     for g in dict.fromkeys(r["group"] for r in rows if "group" in r):
         by_group[g] = geomean([r["speedup_vs_torch"] for r in rows if r.get("group") == g and "speedup_vs_torch" in r])
+    # the figure on sm_90a: its gemm and bmm cases by the wgmma template (W_ rows), every other case as is
+    timed = {r["case"]: r for r in rows if "speedup_vs_torch" in r}
+    sm90a = [timed.get(f"W_{n}", timed.get(n)) for n, c in CASES.items() if c[0] in FIGURE6_GROUPS]
+    sm90a = [r for r in sm90a if r is not None]
     return {
         "figure6_cases_measured": len(fig6),
         "figure6_geomean_speedup": geomean([r["speedup_vs_torch"] for r in fig6]),
@@ -548,6 +598,9 @@ def summarize(rows: list[dict]) -> dict:
         "figure6_cases_without_a_valid_kernel": failed,
         "figure6_cases_faster_than_torch": sum(r["speedup_vs_torch"] >= 1 for r in fig6),
         "geomean_by_group": by_group,
+        "figure6_sm90a_cases_measured": len(sm90a),
+        "figure6_sm90a_geomean_speedup": geomean([r["speedup_vs_torch"] for r in sm90a]),
+        "figure6_sm90a_wgmma_cases": sum(r["case"].startswith("W_") for r in sm90a),
     }  # fmt: skip
 
 
@@ -571,7 +624,7 @@ def markdown(result: dict) -> str:
         f"{info['versions'].get('apache-tvm-ffi')}; Python {info['python']}, {info['cpu_cores']} CPU cores (parallel builds).",
         f"Points per case: {result['sampler']} (seed {result['seed']}); every kernel checked against numpy; the best re-timed "
         "(median of 7 repeats of >= 40 ms) after all builds, then PyTorch on the same GPU (CUDA events, after warm-up, "
-        "cudnn.benchmark on), all in this one run.",
+        "cudnn.benchmark on, the same median of 7 repeats of >= 40 ms), all in this one run.",
         "fp16 inputs; Heron accumulates and stores fp16 (as the original's figure 6); PyTorch's fp16 matmul/conv accumulate "
         "in fp32. Heron's convolutions take channels-last activations and weights (NHWC / KRSC, packed before the call); "
         "PyTorch is timed in NCHW and in channels-last, and speedup = the faster PyTorch ms / Heron ms (>1: Heron faster).",
@@ -603,6 +656,10 @@ def markdown(result: dict) -> str:
         f"not run: {', '.join(not_run) or 'none'}.",
         "By group: " + ", ".join(f"{g} {_f(v, 3)}" for g, v in summary["geomean_by_group"].items()) + ".",
     ]
+    if summary.get("figure6_sm90a_wgmma_cases"):
+        lines.append(f"Figure 6 on sm_90a (gemm and bmm by the wgmma template, the `W_` rows; the other cases as above): "
+                     f"{summary['figure6_sm90a_cases_measured']} cases, {summary['figure6_sm90a_wgmma_cases']} of them "
+                     f"wgmma; geomean speedup {_f(summary['figure6_sm90a_geomean_speedup'], 3)}.")
     g4096 = next((r for r in rows if r["case"] == "GEMM4096" and "heron_tflops" in r), None)
     if g4096:
         lines.append(f"GEMM 4096^3: {g4096['heron_tflops']:.0f} TFLOP/s, {g4096['speedup_vs_torch']:.2f}x torch.matmul; the "
@@ -681,6 +738,9 @@ def main() -> None:
     p.add_argument("--explore", type=int, default=0, help="guided: per 10 points, this many from the rest of the ranking")
     p.add_argument("--fix", default="", help="KNOB=V,...: fresh samples agree with these (e.g. mma=1)")
     p.add_argument("--include", default="", help="a JSON file of points measured first in every case whose space holds them")
+    p.add_argument("--vary", default="", help="KNOB: the first --vary-top points of each case with its other values too")
+    p.add_argument("--vary-top", type=int, default=3)
+    p.add_argument("--append", nargs="*", default=[], help="earlier plans whose cases run after these (one run)")
     p.add_argument("--out", required=True, help="the plan (JSON; gzip-compressed if it ends in .gz)")
     r = sub.add_parser("run", help="measure a plan and PyTorch (on the GPU machine)")
     r.add_argument("plan")
@@ -703,7 +763,9 @@ def main() -> None:
         fixed = {k: int(v) for k, v in (kv.split("=") for kv in args.fix.split(",") if kv)}
         include = json.loads(Path(args.include).read_text()) if args.include else None
         plan = make_plan(names, {k: int(v) for k, v in points.items()}, args.seed, args.guide, args.candidates, args.explore,
-                         fixed, include)  # fmt: skip
+                         fixed, include, args.vary, args.vary_top)  # fmt: skip
+        for other in args.append:
+            append_plan(plan, json.loads(Path(other).read_text()))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(plan).encode()
         Path(args.out).write_bytes(gzip.compress(text) if args.out.endswith(".gz") else text)

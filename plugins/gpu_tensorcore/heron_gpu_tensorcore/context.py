@@ -90,7 +90,8 @@ class TensorCoreContext(Context):
 
     def define(self, task: Task, space: SearchSpace) -> None:
         if self.uses_wgmma(task):
-            wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block, _out_bytes(task))
+            wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block, _out_bytes(task),
+                         self.target.gpu.sm_count)
             return
         comp = self.compute(task)
         view, gpu = comp.view, self.target.gpu

@@ -45,6 +45,7 @@ STAGES = (2, 3, 4, 5, 6, 7, 8)
 CONSUMERS = (1, 2)
 M_TILES = (1, 2)  # m64 wgmma tiles per consumer warpgroup
 RASTER = (1, 4, 8, 16)
+SPLIT_K = (1, 2, 3, 4, 6, 8)  # k ranges per output tile (split-K), for shapes of fewer tiles than multiprocessors
 PRODUCER_REGISTERS = 40
 REGISTER_FILE = 65536
 RESERVED_REGISTERS = 40  # descriptors, addresses, loop state next to the accumulators
@@ -66,6 +67,7 @@ class Config:
     setmaxnreg: int
     persistent: int
     epilogue: int
+    split_k: int = 1
 
     @property
     def block_m(self) -> int:
@@ -107,7 +109,7 @@ def consumer_registers(consumers: int, setmaxnreg: int) -> int:
 
 
 def config_of(point) -> Config:
-    return Config(**{k: point[k] for k in Config.__dataclass_fields__})
+    return Config(**{k: point[k] for k in Config.__dataclass_fields__ if k in point or k != "split_k"})
 
 
 def check_shape(op_name: str, M: int, N: int, K: int) -> None:
@@ -119,7 +121,7 @@ def check_shape(op_name: str, M: int, N: int, K: int) -> None:
 
 
 # --- the space -----------------------------------------------------------------------------
-def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int, out_bytes: int) -> None:
+def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int, out_bytes: int, sm_count: int) -> None:
     """The knobs of the wgmma template and the rules between them, as CP-SAT constraints."""
     batch, M, N, K = dims
     m = space.model
@@ -134,6 +136,7 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     setmaxnreg = space.knob("setmaxnreg", (0, 1), "1 = producer gives registers to consumers (setmaxnreg)")
     space.knob("persistent", (0, 1), "1 = one block per multiprocessor loops over the tiles (loads overlap epilogues)")
     epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, 16-byte coalesced stores")
+    split_k = space.knob("split_k", [s for s in SPLIT_K if s <= max(1, K // 64)], "k ranges per output tile (split-K)")
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
     widths = [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)]
@@ -149,7 +152,20 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     k_covered = space.product([k_tiles, block_k], K + max(BLOCK_K))
     m.Add(k_covered >= K)
     m.Add(k_covered < K + block_k)
-    m.Add(stages <= k_tiles + 1)
+    # split-K: each of split_k blocks of a tile takes >= k_tiles // split_k k tiles; a shape is split only
+    # into one wave (tiles x split_k blocks <= multiprocessors), filling the idle ones of few-tile shapes
+    # (M = 16 or 128: 43 tiles of 128 x 256 x 3 splits = 129 blocks on 132) without a partial second wave
+    split_tiles = space.var(1, K, "k_tiles_per_split")
+    m.Add(_mul(space, split_tiles, split_k, K) <= k_tiles)
+    m.Add(_mul(space, split_tiles + 1, split_k, 2 * K + max(SPLIT_K)) > k_tiles)
+    m.Add(stages <= split_tiles + 1)
+    tiles_m, tiles_n = space.var(1, max(1, M), "tiles_m"), space.var(1, max(1, N), "tiles_n")
+    for tiles, size, extent in ((tiles_m, 64 * block_m, M), (tiles_n, block_n, N)):
+        m.Add(_mul(space, tiles, size, 2 * extent + 512) >= extent)
+        m.Add(_mul(space, tiles - 1, size, 2 * extent + 512) < max(extent, 1))
+    tiles = _mul(space, tiles_m, tiles_n, max(1, M) * max(1, N))
+    split = _mul(space, tiles, split_k, max(SPLIT_K) * max(1, M) * max(1, N))
+    m.Add(batch * split <= sm_count).OnlyEnforceIf(_is(space, split_k, 1).Not())
     # shared memory: every stage's A and B tiles, the alignment slack and the mbarriers
     stage = space.var(0, 1 << 24, "stage_bytes")
     rows = space.var(0, 1024, "stage_rows")
@@ -173,6 +189,13 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     m.Add(space.product([m_tiles, block_n], 512) + 2 * RESERVED_REGISTERS <= 2 * budget)
 
 
+def _mul(space, a, b, hi: int):
+    """A variable equal to a * b (affine expressions, either may be 0)."""
+    out = space.var(0, hi)
+    space.model.AddMultiplicationEquality(out, [a, b])
+    return out
+
+
 def _is(space, var, value: int):
     b = space.model.NewBoolVar("")
     space.model.Add(var == value).OnlyEnforceIf(b)
@@ -182,7 +205,7 @@ def _is(space, var, value: int):
 
 def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int, out_bytes: int) -> dict[str, float]:
     batch, M, N, _ = dims
-    blocks = batch * -(-M // cfg.block_m) * -(-N // cfg.block_n)
+    blocks = batch * -(-M // cfg.block_m) * -(-N // cfg.block_n) * cfg.split_k
     return {
         "block_m": cfg.block_m,
         "blocks": blocks,
@@ -239,6 +262,7 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
     )
     out_t = "unsigned short" if out16 else "float"
     epilogue = _epilogue(c, M, N, out16, cvt, store, out_t)
+    split_statics, split_reduce = _split_k(c, name, batch * tiles_m * tiles_n)
     return f"""
 #ifndef HERON_WGMMA_COMMON
 #define HERON_WGMMA_COMMON
@@ -274,7 +298,7 @@ __device__ __forceinline__ unsigned long long heron_desc_raw(unsigned int addr, 
 }}
 #endif
 #define heron_desc(addr, lbo, sbo) heron_desc_raw((addr), (lbo), (sbo), {SWIZZLE_WGMMA[sw]}ull)
-__device__ __forceinline__ void {name}_mma(float* d, unsigned long long da, unsigned long long db) {{
+{split_statics}__device__ __forceinline__ void {name}_mma(float* d, unsigned long long da, unsigned long long db) {{
   asm volatile("{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{n_acc + 2}, 0;\\n"
                "wgmma.mma_async.sync.aligned.m64n{bn}k16.f32.{ab}.{ab} {{{acc_list}}},"
                " %{n_acc}, %{n_acc + 1}, p, 1, 1, 0, {0 if b_kmajor else 1};\\n}}\\n"
@@ -294,21 +318,24 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }}
   __syncthreads();
-  constexpr int KT = {k_tiles}, TILES = {tiles_m * tiles_n}, GROUP = {c.raster * tiles_n};
+  constexpr int KT = {k_tiles}, TILES = {tiles_m * tiles_n}, GROUP = {c.raster * tiles_n}, SPLITS = {c.split_k};
   // tiles in grouped raster order (`raster` m tiles share each run of n tiles: L2 reuse); a persistent
   // block takes every gridDim.x-th tile, its pipeline running on across tiles (the next tile's loads
-  // overlap this one's epilogue)
-#define HERON_TILE(tile) \\
-  const int bz = (tile) / TILES, pid = (tile) % TILES, first_m = (pid / GROUP) * {c.raster}; \\
+  // overlap this one's epilogue); split-K: work unit = split * (batch * TILES) + tile, split sp taking k tiles
+  // [kb, ke)
+#define HERON_TILE(unit) \\
+  const int sp = (unit) / ({batch} * TILES), kb = sp * KT / SPLITS, ke = (sp + 1) * KT / SPLITS; \\
+  const int tile_id = (unit) % ({batch} * TILES); \\
+  const int bz = tile_id / TILES, pid = tile_id % TILES, first_m = (pid / GROUP) * {c.raster}; \\
   const int rows = min({tiles_m} - first_m, {c.raster}); \\
   const int m0 = (first_m + (pid % GROUP) % rows) * {c.block_m}, n0 = ((pid % GROUP) / rows) * {bn};
   if (wg == 0) {{
     {dec}
     if (threadIdx.x == 0) {{
       int it = 0;
-      for (int tile = blockIdx.x; tile < {batch} * TILES; tile += gridDim.x) {{
+      for (int tile = blockIdx.x; tile < {batch} * TILES * SPLITS; tile += gridDim.x) {{
         HERON_TILE(tile)
-        for (int kt = 0; kt < KT; ++kt, ++it) {{
+        for (int kt = kb; kt < ke; ++kt, ++it) {{
           const int s = it % {c.stages};
           if (it >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((it / {c.stages}) - 1) & 1);
           const unsigned int full = bars + 8 * s;
@@ -324,14 +351,14 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
     {inc}
     const int cw = wg - 1, lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
     int it = 0;
-    for (int tile = blockIdx.x; tile < {batch} * TILES; tile += gridDim.x) {{
+    for (int tile = blockIdx.x; tile < {batch} * TILES * SPLITS; tile += gridDim.x) {{
       HERON_TILE(tile)
       float d[{c.m_tiles}][{n_acc}];
 #pragma unroll
       for (int t = 0; t < {c.m_tiles}; ++t)
 #pragma unroll
         for (int i = 0; i < {n_acc}; ++i) d[t][i] = 0.f;
-      for (int kt = 0; kt < KT; ++kt, ++it) {{
+      for (int kt = kb; kt < ke; ++kt, ++it) {{
         const int s = it % {c.stages};
         heron_bar_wait(bars + 8 * s, (it / {c.stages}) & 1);
         const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
@@ -350,17 +377,62 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
         asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
         asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
         // the previous k tile's wgmma group has finished reading its stage
-        if (kt > 0 && lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
+        if (kt > kb && lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
       }}
       asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
       if (lane == 0) heron_bar_arrive(bars + 8 * ({c.stages} + (it - 1) % {c.stages}));
-{epilogue}
+{split_reduce}{epilogue}
     }}
   }}
 #undef HERON_TILE
 }}
 #undef heron_desc
 """
+
+
+def _split_k(c: Config, name: str, tiles: int) -> tuple[str, str]:
+    """Split-K's reduction (split_k > 1): each split adds its accumulators into an fp32 workspace
+    (float4 atomics in L2); the warpgroup that arrives last at its tile's counter reads the sum back,
+    zeroes the workspace and resets the counter for the next launch, and alone runs the epilogue. The
+    workspace and counters are static device arrays (zeroed when the module loads), so the kernel
+    needs no memset; concurrent launches of one module would share them."""
+    if c.split_k == 1:
+        return "", ""
+    quads = c.m_tiles * c.block_n // 8  # float4s of accumulators per thread
+    slots = tiles * c.consumers
+    statics = f"""__device__ float4 {name}_ws[{slots * quads * WARPGROUP}];
+__device__ unsigned int {name}_count[{slots}];
+"""
+    reduce = f"""      {{
+        const int slot = tile_id * {c.consumers} + cw, tid = threadIdx.x % {WARPGROUP};
+        float4* ws = {name}_ws + (size_t)slot * {quads * WARPGROUP} + tid;
+#pragma unroll
+        for (int t = 0; t < {c.m_tiles}; ++t)
+#pragma unroll
+          for (int i = 0; i < {c.block_n // 8}; ++i)
+            atomicAdd(ws + (t * {c.block_n // 8} + i) * {WARPGROUP},
+                      make_float4(d[t][4 * i], d[t][4 * i + 1], d[t][4 * i + 2], d[t][4 * i + 3]));
+        __threadfence();
+        unsigned int last = 0;
+        asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");
+        if (tid == 0) last = atomicAdd({name}_count + slot, 1u) == SPLITS - 1;
+        asm volatile("{{\\n .reg .pred p, q;\\n setp.ne.u32 p, %1, 0;\\n bar.red.or.pred q, %2, 128, p;\\n"
+                     " selp.u32 %0, 1, 0, q;\\n}}\\n" : "=r"(last) : "r"(last), "r"(1 + cw) : "memory");
+        if (!last) continue;  // another split of this tile finishes it
+        __threadfence();
+#pragma unroll
+        for (int t = 0; t < {c.m_tiles}; ++t)
+#pragma unroll
+          for (int i = 0; i < {c.block_n // 8}; ++i) {{
+            float4* q = ws + (t * {c.block_n // 8} + i) * {WARPGROUP};
+            const float4 v = __ldcg(q);
+            __stcg(q, make_float4(0.f, 0.f, 0.f, 0.f));
+            d[t][4 * i] = v.x; d[t][4 * i + 1] = v.y; d[t][4 * i + 2] = v.z; d[t][4 * i + 3] = v.w;
+          }}
+        if (tid == 0) {name}_count[slot] = 0;
+      }}
+"""
+    return statics, reduce
 
 
 def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str) -> str:
@@ -431,7 +503,7 @@ def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int
     b_box = (w, bn, 1) if b_kmajor else (w, bk, 1)
     warps = cfg.threads // 32
     tiles = batch * -(-M // bm) * -(-N // bn)
-    grid = min(tiles, sm_count) if cfg.persistent else tiles
+    grid = min(tiles * cfg.split_k, sm_count) if cfg.persistent else tiles * cfg.split_k
     smem = cfg.smem_bytes(2 if out_dtype != "float32" else 4)
 
     @T.prim_func

@@ -44,6 +44,9 @@ def test_sampled_points_obey_the_hopper_rules(op):
         assert cfg.m_tiles * cfg.block_n // 2 + wgmma.RESERVED_REGISTERS <= cfg.consumer_registers
         assert not cfg.setmaxnreg or cfg.consumers >= 2
         assert cfg.block_m <= max(64, shape["M"])  # M = 16: one m64 tile
+        tiles = shape.get("batch", 1) * -(-shape["M"] // cfg.block_m) * -(-shape["N"] // cfg.block_n)
+        assert cfg.split_k == 1 or tiles * cfg.split_k <= SM90.sm_count  # split-K: one wave
+        assert -(-shape["K"] // cfg.block_k) // cfg.split_k >= max(1, cfg.stages - 1)
 
 
 def test_setmaxnreg_budgets_fit_the_register_file():
@@ -65,7 +68,9 @@ def test_refuses_what_tma_cannot_load():
 def test_points_compile_to_wgmma_and_tma_for_sm90a(cuda_build, op, tmp_path):
     shape, din, dout = CASES[op]
     t = task(op, shape, din, dout)
-    point = SearchSpace(t).sample(1, random.Random(3))[0]
+    # dense (M = 16: 16 tiles at most) takes a split-K point: its workspace atomics and counters compile too
+    points = SearchSpace(t).sample(8, random.Random(3))
+    point = next(p for p in points if p["split_k"] > 1) if op == "dense" else points[0]
     src = cuda_build(t, point)  # built by TVM (TIRx pipeline) and nvcc for sm_90a
     assert "__grid_constant__ CUtensorMap" in src
     if shutil.which("nvcc") is None:
@@ -78,6 +83,7 @@ def test_points_compile_to_wgmma_and_tma_for_sm90a(cuda_build, op, tmp_path):
     assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.(bf16|f16)", ptx)
     assert "cp.async.bulk.tensor.3d" in ptx and "mbarrier.try_wait.parity" in ptx
     assert ("setmaxnreg" in ptx) == bool(point["setmaxnreg"])
+    assert ("bar.red.or.pred" in ptx) == (point["split_k"] > 1)
     info = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
                           check=True, capture_output=True, text=True).stderr  # fmt: skip
     assert "0 bytes spill stores" in info and "C7508" not in info  # setmaxnreg honoured, accumulators in registers
