@@ -98,7 +98,7 @@ def test_padded_kernel_exports_and_takes_logical_shapes(tmp_path):
     np.testing.assert_array_equal(kernel(a, kernel.pack("B", b)), expected)
 
 
-def test_row_extent_is_a_knob_and_a_padded_choice_is_exact():
+def test_row_extent_is_a_knob_and_a_padded_choice_is_exact(check_points):
     """A row count with no register-tile divisor (37) may be padded to several extents: the ``row_extent`` knob
     (the CP-SAT rules bound its tiles); a point on a choice other than the default computes the logical output
     exactly (the default one is what the random shapes above run)."""
@@ -111,6 +111,4 @@ def test_row_extent_is_a_knob_and_a_padded_choice_is_exact():
     assert all(p is not None and p["i0"] * p["i1"] * p["i2"] * p["i3"] == p["row_extent"] for p in points)
     old = {k: v for k, v in points[0].items() if k != "row_extent"}  # recorded before the knob existed
     assert space.upgraded(old)["row_extent"] == 38
-    with LocalRunner(LocalRunnerParams(repeat=1, number=1, min_repeat_ms=0)) as runner:
-        results = list(runner.run(task, points))
-    assert all(r.ok for r in results), [(r.point, r.status, r.error) for r in results if not r.ok]
+    check_points(task, points)
