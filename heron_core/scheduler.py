@@ -1,9 +1,10 @@
 """The task scheduler: one trial budget spent over a network's tasks, one batch at a time.
 
 The objective is the network's latency f = sum_i w_i * g_i (w_i: the layer's occurrence count,
-g_i: its task's best latency so far). After a round-robin warm-up (one batch per task), each
-round goes to the task whose estimated gradient df/dt_i is the most negative (Ansor, Zheng et
-al. OSDI 2020, section 6; TVM's ``auto_scheduler.TaskScheduler``):
+g_i: its task's best latency so far). After a warm-up of one batch per task (heaviest first: by
+w_i * C_i, the only latency estimate before a measurement), each round goes to the task whose
+estimated gradient df/dt_i is the most negative (Ansor, Zheng et al. OSDI 2020, section 6; TVM's
+``auto_scheduler.TaskScheduler``):
 
     df/dt_i ~= w_i * (alpha * backward_i + (1 - alpha) * forward_i)
     backward_i = (g_i(t_i) - g_i(t_i - window)) / window        (the last ``window`` rounds)
@@ -11,7 +12,9 @@ al. OSDI 2020, section 6; TVM's ``auto_scheduler.TaskScheduler``):
 
 t_i: rounds spent on task i, C_i: its op count; similar tasks: same operator (the second term of
 ``forward_i``, an optimistic guess that task i can reach the best GOPS of its kind; ``similar =
-False`` drops it). ``round_robin`` gives each task the same number of rounds instead.
+False`` drops it). Ties go to the biggest w_i * g_i; with probability ``epsilon`` a round goes to a
+random task instead (Ansor's epsilon-greedy; the draws come from ``seed``). ``round_robin`` gives
+each task the same number of rounds, in the warm-up's order.
 
 All state derives from the records: a re-run reads each task's records (in order, chunked into
 rounds of ``batch_size``) and continues until the network's tasks hold ``trials`` records.
@@ -22,6 +25,7 @@ first.
 
 from __future__ import annotations
 
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -46,6 +50,8 @@ class SchedulerParams(BaseModel):
     similar: bool = True  # the forward guess from similar tasks' GOPS
     transfer: int = Field(4, ge=0)  # points seeded into a new task from similar tasks
     dead_after: PositiveInt = 3  # rounds without a correct kernel after which a task gets no more
+    epsilon: float = Field(0.05, ge=0, le=1)  # share of gradient rounds given to a random task
+    seed: int = 0  # of the epsilon draws
 
 
 @dataclass
@@ -95,21 +101,27 @@ def gradient(i: int, states: list[TaskState], p: SchedulerParams) -> float:
     return s.weight * (p.alpha * backward + (1 - p.alpha) * forward)
 
 
-def choose(states: list[TaskState], p: SchedulerParams) -> int | None:
-    """The task the next round goes to; None when no task can take one."""
+def choose(states: list[TaskState], p: SchedulerParams, rng: random.Random | None = None) -> int | None:
+    """The task the next round goes to; None when no task can take one. ``rng`` draws the
+    epsilon-greedy rounds (none without it)."""
     live = [i for i, s in enumerate(states) if not s.exhausted and not _dead(s, p)]
     if not live:
         return None
-    fresh = [i for i in live if states[i].rounds == 0]
-    if fresh:  # warm-up: every task once, in order
+    order = warm_up_order(states)
+    fresh = [i for i in order if i in live and states[i].rounds == 0]
+    if fresh:  # warm-up: every task once, heaviest first
         return fresh[0]
     if p.strategy == "round_robin":
-        return min(live, key=lambda i: (states[i].rounds, i))
+        return min(live, key=lambda i: (states[i].rounds, order.index(i)))
+    if rng is not None and rng.random() < p.epsilon:
+        return rng.choice(live)
     grads = {i: gradient(i, states, p) for i in live}
-    best = min(grads.values())
-    if best == max(grads.values()):
-        return min(live, key=lambda i: (states[i].rounds, i))
-    return min(i for i in live if grads[i] == best)
+    return min(live, key=lambda i: (grads[i], -states[i].weight * states[i].best))
+
+
+def warm_up_order(states: list[TaskState]) -> list[int]:
+    """Task indices by w_i * C_i, biggest first (stable for equals)."""
+    return sorted(range(len(states)), key=lambda i: -states[i].weight * states[i].op_count)
 
 
 def _dead(s: TaskState, p: SchedulerParams) -> bool:
@@ -171,6 +183,7 @@ class TaskScheduler:
         self.batch = tuner.plan.config.batch_size
         self.states = [TaskState(item) for item in items if item.task is not None]
         self.sessions: dict[int, TaskSession] = {}
+        self.rng = random.Random(params.seed)
         for state in self.states:  # resume: rebuild each task's state from its records
             task = state.item.task
             records = tuner.db.records(task.workload_key, task.target_key)
@@ -201,7 +214,7 @@ class TaskScheduler:
                 outcome.interrupted = True
                 break
             t0 = time.perf_counter()
-            i = choose(self.states, self.params)
+            i = choose(self.states, self.params, self.rng)
             outcome.seconds["schedule"] += time.perf_counter() - t0
             if i is None:
                 break

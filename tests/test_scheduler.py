@@ -33,9 +33,14 @@ def simulate(strategy: str, rounds: int, seed: int = 0) -> list[TaskState]:
     return states
 
 
-def test_warm_up_visits_every_task_once_first():
-    states = simulate("gradient", 3)
-    assert [s.rounds for s in states] == [1, 1, 1]
+def test_warm_up_visits_every_task_once_first_heaviest_first():
+    states = [fake_state("light", "gemm", 1, 1e6), fake_state("heavy", "gemm", 12, 1e9), fake_state("mid", "gemm", 4, 1e8)]
+    order = []
+    for _ in range(3):
+        i = choose(states, SchedulerParams())
+        order.append(states[i].item.layer.name)
+        states[i].add_round([MeasureResult({}, Status.OK, [1e-3])])
+    assert order == ["heavy", "mid", "light"]
 
 
 def test_round_robin_spreads_rounds_evenly():
@@ -46,6 +51,39 @@ def test_gradient_spends_on_the_weighted_bottleneck_and_beats_round_robin():
     grad, rr = simulate("gradient", 30), simulate("round_robin", 30)
     assert grad[0].rounds > 20  # the heavy layer x 8 dominates the network latency
     assert network_latency(grad) < network_latency(rr)
+
+
+def test_gradient_leaves_light_tasks_at_their_warm_up():
+    """BERT's shape of problem: three heavy tasks, two light ones (~4% of the latency at their
+    floors); every task's best falls towards its floor. With 24 rounds the gradient spends almost
+    nothing beyond the warm-up on the light ones and beats round-robin's 24 rounds."""
+    floors = {"q": (48, 8e-4), "up": (12, 2.8e-3), "down": (12, 2.2e-3), "bmm1": (12, 1.7e-4), "bmm2": (12, 1.6e-4)}
+
+    def run(strategy: str, rounds: int) -> list[TaskState]:
+        rng = random.Random(1)
+        states = [fake_state(n, "gemm" if n[0] != "b" else "bmm", w, f * 1e12) for n, (w, f) in floors.items()]
+        for _ in range(rounds):
+            s = states[choose(states, SchedulerParams(strategy=strategy), rng)]
+            level = floors[s.item.layer.name][1] * (1 + 2 * 0.5**s.rounds)
+            s.add_round([MeasureResult({"x": rng.random()}, Status.OK, [level * rng.uniform(1, 1.1)]) for _ in range(4)])
+        return states
+
+    grad = run("gradient", 24)
+    assert sum(s.rounds for s in grad if s.item.layer.op == "bmm") <= 3
+    assert network_latency(grad) < network_latency(run("round_robin", 24))
+
+
+def test_epsilon_greedy_draws_from_the_seed():
+    def picks(seed: int) -> list[int]:
+        states = [fake_state(n, "gemm", 1, 1e6) for n in "abc"]
+        rng, out = random.Random(seed), []
+        for _ in range(12):
+            i = choose(states, SchedulerParams(epsilon=1.0), rng)
+            states[i].add_round([MeasureResult({}, Status.OK, [1e-3])])
+            out.append(i)
+        return out
+
+    assert picks(3) == picks(3) and len(set(picks(3)[3:])) > 1
 
 
 def test_failing_task_is_given_up_after_dead_after_rounds():
