@@ -20,7 +20,8 @@ All state derives from the records: a re-run reads each task's records (in order
 rounds of ``batch_size``) and continues until the network's tasks hold ``trials`` records.
 A task new to the records is seeded with the best points of similar tasks already tuned
 (transfer): each is completed into the new task's space (``SearchSpace.complete``) and measured
-first.
+first; and each later round of a task starts with the best point of a similar task that runs at
+more GOPS, one not offered to it before (``refresh`` per round), in both strategies.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from heron_core.measure import MeasureResult
 from heron_core.network import Network, NetworkTask
-from heron_core.space import Point, SearchSpace
+from heron_core.space import Point, SearchSpace, point_key
 from heron_core.tuner import TaskSession, Tuner
 
 NO_RESULT_S = 1e10  # Ansor's stand-in latency of a task without a correct kernel yet
@@ -49,6 +50,7 @@ class SchedulerParams(BaseModel):
     window: PositiveInt = 3  # backward window, in rounds
     similar: bool = True  # the forward guess from similar tasks' GOPS
     transfer: int = Field(4, ge=0)  # points seeded into a new task from similar tasks
+    refresh: int = Field(1, ge=0)  # per round, points of faster similar tasks seeded into the chosen one
     dead_after: PositiveInt = 3  # rounds without a correct kernel after which a task gets no more
     epsilon: float = Field(0.05, ge=0, le=1)  # share of gradient rounds given to a random task
     seed: int = 0  # of the epsilon draws
@@ -76,6 +78,10 @@ class TaskState:
     @property
     def op_count(self) -> float:
         return float(self.item.task.op.op_count())
+
+    @property
+    def gops(self) -> float:
+        return self.op_count / self.best / 1e9
 
     def add_round(self, results: list[MeasureResult], keep: int = 8) -> None:
         self.rounds += 1
@@ -184,6 +190,7 @@ class TaskScheduler:
         self.states = [TaskState(item) for item in items if item.task is not None]
         self.sessions: dict[int, TaskSession] = {}
         self.rng = random.Random(params.seed)
+        self.donated: dict[int, set] = {}  # point keys of other tasks' points offered to task i
         for state in self.states:  # resume: rebuild each task's state from its records
             task = state.item.task
             records = tuner.db.records(task.workload_key, task.target_key)
@@ -200,11 +207,28 @@ class TaskScheduler:
             state = self.states[i]
             session = self.sessions[i] = self.tuner.open(state.item.spec, total=self.trials)
             if state.trials == 0 and self.params.transfer:
-                kin = sorted(
-                    (t for t in self.states if t is not state and t.item.layer.op == state.item.layer.op), key=lambda t: t.best
-                )
-                session.pending = transfer(session.space, [p for t in kin for _, p in t.top][: self.params.transfer])
+                points = [p for t in self._kin(state) for _, p in t.top][: self.params.transfer]
+                session.pending = transfer(session.space, points)
+                self.donated[i] = {point_key(p) for p in points}
         return self.sessions[i]
+
+    def _kin(self, state: TaskState, faster_than: float = 0.0) -> list[TaskState]:
+        """The other tasks of ``state``'s operator with a kernel above ``faster_than`` GOPS, fastest first."""
+        kin = [
+            t
+            for t in self.states
+            if t is not state and t.item.layer.op == state.item.layer.op and t.best < NO_RESULT_S and t.gops > faster_than
+        ]
+        return sorted(kin, key=lambda t: -t.gops)
+
+    def _refresh(self, i: int, session: TaskSession) -> None:
+        """Seed the next batch of task i with the best points, not offered to it before, of the
+        tasks of its operator that run at more GOPS than it does."""
+        state, given = self.states[i], self.donated.setdefault(i, set())
+        fresh = [p for t in self._kin(state, state.gops) for _, p in t.top[:1] if point_key(p) not in given]
+        fresh = fresh[: self.params.refresh]
+        given.update(point_key(p) for p in fresh)
+        session.pending = transfer(session.space, fresh) + session.pending
 
     def run(self) -> ScheduleOutcome:
         outcome = ScheduleOutcome(self.states, self.spent, 0)
@@ -219,6 +243,8 @@ class TaskScheduler:
             if i is None:
                 break
             session = self._session(i)
+            if self.params.transfer and self.params.refresh:
+                self._refresh(i, session)
             batch = session.step(min(self.batch, self.trials - self.spent))
             if not batch:
                 self.states[i].exhausted = True

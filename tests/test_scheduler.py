@@ -123,3 +123,43 @@ def test_transfer_completes_points_into_the_new_space(target):
     shared = [k for k in large.knobs if all(k in d for d in donors)]
     # knobs whose value is valid in both spaces keep it where the solver allows
     assert any(moved[0][k] == donors[0][k] for k in shared)
+
+
+class FakeSession:
+    """A task whose kernel time is ``base`` x the point's ``x`` (x in 1..8); its searcher proposes
+    the ``xs`` in turn."""
+
+    def __init__(self, base: float, xs: list[int]):
+        self.base, self.xs, self.pending, self.measured = base, xs, [], []
+        self.space = SimpleNamespace(knobs={"x": SimpleNamespace(values=list(range(1, 9)))}, complete=lambda fixed, rng=None: dict(fixed))
+        self.outcome = SimpleNamespace(seconds={})
+
+    def step(self, n: int) -> list[MeasureResult]:
+        points = (self.pending + [{"x": self.xs[(len(self.measured) + k) % len(self.xs)]} for k in range(n)])[:n]
+        self.pending = []
+        self.measured += points
+        return [MeasureResult(p, Status.OK, [self.base * p["x"]]) for p in points]
+
+    def learn(self, batch) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def test_scheduler_spends_the_budget_and_seeds_tasks_with_faster_kin_points():
+    from heron_core.scheduler import TaskScheduler
+
+    sessions = {"a": FakeSession(1e-3, [8, 7, 1, 6]), "b": FakeSession(2e-3, [8, 7, 6, 5])}
+    config = SimpleNamespace(batch_size=2)
+    tuner = SimpleNamespace(
+        plan=SimpleNamespace(config=config), db=SimpleNamespace(records=lambda wk, tk: []), stop=lambda: False,
+        open=lambda spec, total: sessions[spec],
+    )
+
+    def item(name: str):
+        task = SimpleNamespace(workload_key=name, target_key="t", op=SimpleNamespace(op_count=lambda: 1e6))
+        return SimpleNamespace(layer=SimpleNamespace(name=name, op="gemm", count=1), task=task, spec=name)
+
+    # a finds x=1 in its second round; b, one round behind, is offered it in its second
+    out = TaskScheduler(tuner, SimpleNamespace(name="net"), [item("a"), item("b")], 8, SchedulerParams(strategy="round_robin")).run()
+    assert out.spent == 8 and [s.rounds for s in out.states] == [2, 2]
+    assert {"x": 1} in sessions["b"].measured and out.states[1].best == pytest.approx(2e-3)
