@@ -5,7 +5,6 @@ path per layer (bench/vendor.py, AMX denied by bench/vnni_only.py on AMX machine
     python bench/network/network.py models --out bench/network/models        # ONNX files, fp32 + int8 QDQ
     flock /tmp/heron-bench.lock taskset -c 1 python bench/network/network.py run resnet50:batch=1 \\
         --per-task 30 --cores 1 --strategies round_robin,gradient --gradient-share 0.6
-    python bench/network/network.py report                                   # the results' markdown again
 
 ``run`` is resumable: every measurement is in a records database per (network, strategy) under
 bench/network/work/, and the vendor timings in a JSON cache there; re-running the same command
