@@ -53,7 +53,7 @@ class SchedulerParams(BaseModel):
     refresh: int = Field(1, ge=0)  # per round, points of faster similar tasks seeded into the chosen one
     dead_after: PositiveInt = 3  # rounds without a correct kernel after which a task gets no more
     epsilon: float = Field(0.05, ge=0, le=1)  # share of gradient rounds given to a random task
-    seed: int = 0  # of the epsilon draws
+    seed: int = 0  # of the epsilon draws and of the completion of transferred points
 
 
 @dataclass
@@ -140,12 +140,15 @@ def network_latency(states: list[TaskState]) -> float | None:
     return sum(known) if known else None
 
 
-def transfer(space: SearchSpace, points: list[Point], rng=None) -> list[Point]:
+def transfer(space: SearchSpace, points: list[Point], seed: int = 0) -> list[Point]:
     """Other tasks' points made valid in ``space``: each knob the space has, with a value in its
     domain, is fixed and the rest completed; if that has no solution, the later half of the fixed
-    knobs is freed, and so on. Distinct results, in the order of ``points``."""
+    knobs is freed, and so on. Distinct results, in the order of ``points``. The completion of a
+    point draws from ``seed`` and the point alone, so it is the same whichever strategy, order or
+    run asks for it."""
     out, seen = [], set()
     for point in points:
+        rng = random.Random(f"{seed}/{point_key(point)}")
         fixed = [(k, v) for k, v in point.items() if k in space.knobs and v in space.knobs[k].values]
         done = None
         while done is None:
@@ -153,8 +156,8 @@ def transfer(space: SearchSpace, points: list[Point], rng=None) -> list[Point]:
             if not fixed:
                 break
             fixed = fixed[: len(fixed) // 2]
-        if done is not None and tuple(sorted(done.items())) not in seen:
-            seen.add(tuple(sorted(done.items())))
+        if done is not None and point_key(done) not in seen:
+            seen.add(point_key(done))
             out.append(done)
     return out
 
@@ -208,7 +211,7 @@ class TaskScheduler:
             session = self.sessions[i] = self.tuner.open(state.item.spec, total=self.trials)
             if state.trials == 0 and self.params.transfer:
                 points = [p for t in self._kin(state) for _, p in t.top][: self.params.transfer]
-                session.pending = transfer(session.space, points)
+                session.pending = transfer(session.space, points, self.params.seed)
                 self.donated[i] = {point_key(p) for p in points}
         return self.sessions[i]
 
@@ -228,7 +231,7 @@ class TaskScheduler:
         fresh = [p for t in self._kin(state, state.gops) for _, p in t.top[:1] if point_key(p) not in given]
         fresh = fresh[: self.params.refresh]
         given.update(point_key(p) for p in fresh)
-        session.pending = transfer(session.space, fresh) + session.pending
+        session.pending = transfer(session.space, fresh, self.params.seed) + session.pending
 
     def run(self) -> ScheduleOutcome:
         outcome = ScheduleOutcome(self.states, self.spent, 0)
