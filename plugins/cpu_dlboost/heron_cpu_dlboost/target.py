@@ -113,7 +113,7 @@ class DLBoostTarget(Target):
 def vnni_peak_gops(mcpu: str, cores: int) -> float:
     from heron_cpu_dlboost.peak import measure_peak
 
-    return measure_peak(cores, mcpu, iters=20_000, repeat=3)
+    return measure_peak(cores, mcpu)
 
 
 def check_groups(target: str, op, lanes: int) -> None:
