@@ -9,7 +9,9 @@ path per layer (bench/vendor.py, AMX denied by bench/vnni_only.py on AMX machine
 ``run`` is resumable: every measurement is in a records database per (network, strategy) under
 bench/network/work/, and the vendor timings in a JSON cache there; re-running the same command
 continues, and ``--minutes M`` stops after the batch once M minutes have passed (hold the benchmark
-lock in pieces). ``--layers K`` tunes only the K heaviest tunable layers (by count x op count) when the
+lock in pieces). ``--retime N`` (default 3) times each strategy's best kernel per layer again, the
+strategies alternating in one process, for a comparison that does not depend on the load each tuning
+run saw. ``--layers K`` tunes only the K heaviest tunable layers (by count x op count) when the
 whole network does not fit the time at hand. Results: bench/results/network_<cpu>_<n>c.{json,md}.
 ``models`` needs the ``models`` extra (torch==2.13.0, transformers, onnxruntime).
 """
