@@ -269,10 +269,15 @@ class LayerReport:
     best_latency_s: float | None = None
     op_count: float | None = None
     vendor_s: float | None = None
+    peak_gops: float | None = None  # the target's on this machine (Target.peak_gops)
 
     @property
     def gops(self) -> float | None:
         return self.op_count / self.best_latency_s / 1e9 if self.op_count and self.best_latency_s else None
+
+    @property
+    def pct_of_peak(self) -> float | None:
+        return 100 * self.gops / self.peak_gops if self.gops and self.peak_gops else None
 
     @property
     def speedup(self) -> float | None:
@@ -300,7 +305,8 @@ def network_layers(
     keys = {i.workload_key for i in items if i.task}
     target_key = choose_target_key(db, keys, target)
     summary = {wk: n for wk, tk, n, _ in db.summary() if tk == target_key}
-    best = {r.workload_key: r.latency_s for r in db.best() if r.target_key == target_key}
+    best = {r.workload_key: r for r in db.best() if r.target_key == target_key}
+    peak = target_peak(next(iter(best.values())).task, target_key) if best else None
     vendor = vendor or {}
     rows = []
     for item in items:
@@ -313,12 +319,26 @@ def network_layers(
                 wk,
                 item.reason,
                 summary.get(wk, 0),
-                best.get(wk),
+                best[wk].latency_s if wk in best else None,
                 float(item.task.op.op_count()) if item.task else None,
                 vendor.get(wk or "", vendor.get(layer.name)),
+                peak,
             )
         )
     return target_key, rows
+
+
+def target_peak(task: dict, target_key: str) -> float | None:
+    """The peak GOPS of the target a record's ``task`` ran on, if that target is this machine's
+    (its key is ``target_key``) and knows its peak; None otherwise."""
+    try:
+        from heron_core.registry import registry
+        from heron_core.task import Task, TaskSpec
+
+        target = Task(TaskSpec(**task), registry()).target
+        return target.peak_gops() if target.key() == target_key else None
+    except Exception:  # the plugin is not installed here, the host cannot run the target, ...
+        return None
 
 
 def network_totals(rows: list[LayerReport]) -> dict[str, float | int | None]:
@@ -336,7 +356,7 @@ def network_totals(rows: list[LayerReport]) -> dict[str, float | int | None]:
     }
 
 
-LAYER_HEADERS = ["layer", "op", "n", "trials", "best ms", "GOPS", "vendor ms", "speedup"]
+LAYER_HEADERS = ["layer", "op", "n", "trials", "best ms", "GOPS", "% peak", "vendor ms", "speedup"]
 
 
 def layer_cells(rows: list[LayerReport]) -> list[list[str]]:
@@ -351,6 +371,7 @@ def layer_cells(rows: list[LayerReport]) -> list[list[str]]:
             str(r.trials) if r.reason is None else "not tunable",
             ms(r.best_latency_s),
             f"{r.gops:.1f}" if r.gops else "-",
+            f"{r.pct_of_peak:.0f}%" if r.pct_of_peak else "-",
             ms(r.vendor_s),
             f"{r.speedup:.2f}x" if r.speedup else "-",
         ]

@@ -131,3 +131,8 @@ class Target(ABC):
 
     def info(self) -> dict[str, Any]:
         return {"target": self.name, "tvm_target": self.tvm_target()}
+
+    def peak_gops(self) -> float | None:
+        """The most GOPS (1e9 ops/s, the operators' op counts) this target's kernels can reach on this
+        machine, for the reports' % of peak; None when unknown."""
+        return None

@@ -76,3 +76,11 @@ def test_report_errors(tmp_path):
     RecordDB(tmp_path / "empty.db").close()
     proc = heron("report", "--out", str(tmp_path), db=tmp_path / "empty.db")
     assert proc.returncode == 1 and "no records in" in proc.stderr and not list(tmp_path.glob("*.png"))
+
+
+def test_network_layer_cells_give_percent_of_peak():
+    row = report.LayerReport("fc", "dense", 2, "wk", trials=8, best_latency_s=1e-3, op_count=50e9 * 1e-3, peak_gops=200.0)
+    cells = dict(zip(report.LAYER_HEADERS, report.layer_cells([row])[0]))
+    assert cells["GOPS"] == "50.0" and cells["% peak"] == "25%"
+    row.peak_gops = None  # a target that does not know its peak, or records from another machine
+    assert dict(zip(report.LAYER_HEADERS, report.layer_cells([row])[0]))["% peak"] == "-"

@@ -5,11 +5,13 @@ path per layer (bench/vendor.py, AMX denied by bench/vnni_only.py on AMX machine
     python bench/network/network.py models --out bench/network/models        # ONNX files, fp32 + int8 QDQ
     flock /tmp/heron-bench.lock taskset -c 1 python bench/network/network.py run resnet50:batch=1 \\
         --per-task 30 --cores 1 --strategies round_robin,gradient --gradient-share 0.6
-    python bench/network/network.py report                                   # the results' markdown again
 
 ``run`` is resumable: every measurement is in a records database per (network, strategy) under
 bench/network/work/, and the vendor timings in a JSON cache there; re-running the same command
-continues. ``--layers K`` tunes only the K heaviest tunable layers (by count x op count) when the
+continues, and ``--minutes M`` stops after the batch once M minutes have passed (hold the benchmark
+lock in pieces). ``--retime N`` (default 3) times each strategy's best kernel per layer again, the
+strategies alternating in one process, for a comparison that does not depend on the load each tuning
+run saw. ``--layers K`` tunes only the K heaviest tunable layers (by count x op count) when the
 whole network does not fit the time at hand. Results: bench/results/network_<cpu>_<n>c.{json,md}.
 ``models`` needs the ``models`` extra (torch==2.13.0, transformers, onnxruntime).
 """
@@ -174,7 +176,8 @@ def heaviest(items, k: int | None):
 
 
 def tune(
-    network, net, items, strategy: str, trials: int, cores: int, microkernel: str, search: str, model: str, batch: int
+    network, net, items, strategy: str, trials: int, cores: int, microkernel: str, search: str, model: str, batch: int,
+    deadline: float = float("inf"),
 ) -> dict:
     from heron_core.config import build_config, plan
     from heron_core.records import RecordDB
@@ -196,7 +199,7 @@ def tune(
     )
     p = plan(cfg, registry())
     db = RecordDB(db_path)
-    tuner = Tuner(p, registry(), db)
+    tuner = Tuner(p, registry(), db, stop=lambda: time.time() > deadline)
     t0 = time.time()
     last = [t0]
 
@@ -226,6 +229,7 @@ def tune(
         "trials": outcome.spent,
         "measured_now": outcome.measured_now,
         "complete": all(s.best < 1e10 for s in outcome.states),
+        "interrupted": outcome.interrupted,
         "wall_s": clock["wall_s"],
         "seconds": clock["seconds"],
         "latency_s": outcome.latency_s,
@@ -233,6 +237,7 @@ def tune(
             s.item.layer.name: {
                 "workload_key": s.item.workload_key,
                 "count": s.weight,
+                "op_count": s.op_count,
                 "trials": s.trials,
                 "best_s": s.best if s.best < 1e10 else None,
             }
@@ -240,6 +245,46 @@ def tune(
         },
         "db": str(db_path.relative_to(ROOT)),
     }
+
+
+def retime(items, runs: dict, cores: int, microkernel: str, rounds: int) -> None:
+    """Each strategy's best kernel per layer timed again, the strategies alternating in one process
+    (``rounds`` rounds, the order reversed every other round), so that the comparison does not
+    depend on the load each tuning run happened to see; adds ``retimed_s`` (the median) per layer
+    and ``retimed_latency_s`` per run."""
+    import statistics
+
+    from heron_core.config import build_config, plan
+    from heron_core.records import RecordDB
+    from heron_core.registry import registry
+    from heron_core.tuner import Tuner
+
+    best = {}
+    for strategy, run_ in runs.items():
+        db = RecordDB(ROOT / run_["db"])
+        try:
+            best[strategy] = {i.workload_key: db.best(i.workload_key) for i in items}
+        finally:
+            db.close()
+    cfg = build_config({"target": {"name": "dlboost", "num_cores": cores, "microkernel": microkernel}, "db": str(WORK / "retime.db")})
+    db = RecordDB(WORK / "retime.db")
+    tuner = Tuner(plan(cfg, registry()), registry(), db)
+    try:
+        for item in items:
+            task, times = item.task, {s: [] for s in runs}
+            for r in range(rounds):
+                for strategy in list(runs)[:: 1 if r % 2 == 0 else -1]:
+                    rec = [x for x in best[strategy][item.workload_key] if x.target_key == task.target_key]
+                    if rec:
+                        times[strategy] += [m.latency for m in tuner.runner.run(task, [rec[0].point]) if m.ok]
+            for strategy, run_ in runs.items():
+                run_["layers"][item.layer.name]["retimed_s"] = statistics.median(times[strategy]) if times[strategy] else None
+    finally:
+        tuner.close()
+        db.close()
+    for run_ in runs.values():
+        lay = run_["layers"].values()
+        run_["retimed_latency_s"] = sum(x["count"] * x["retimed_s"] for x in lay) if all(x.get("retimed_s") for x in lay) else None
 
 
 def vendor_times(items, cores: int, isa: str) -> dict:
@@ -260,6 +305,7 @@ def vendor_times(items, cores: int, isa: str) -> dict:
 
 
 def run(args) -> None:
+    from heron_cpu_dlboost.peak import measure_peak
     from vendor import cpu_info
 
     import heron_core.tvm_compat as tc
@@ -269,16 +315,24 @@ def run(args) -> None:
     chosen = heaviest(items, args.layers)
     refused = [{"layer": i.layer.name, "count": i.layer.count, "reason": i.reason} for i in items if not i.task]
     full = args.per_task * len(chosen)
+    deadline = time.time() + 60 * args.minutes if args.minutes else float("inf")
     runs = {}
     for strategy in args.strategies.split(","):
         budget = full if strategy == "round_robin" else int(round(full * args.gradient_share))
         print(f"{args.network}: {strategy}, {budget} trials over {len(chosen)} tasks", flush=True)
         runs[strategy] = tune(
-            args.network, net, chosen, strategy, budget, args.cores, args.microkernel, args.search, args.model, args.batch_size
+            args.network, net, chosen, strategy, budget, args.cores, args.microkernel, args.search, args.model, args.batch_size,
+            deadline,
         )
+        if runs[strategy]["interrupted"]:
+            print(f"stopped after --minutes {args.minutes} at {runs[strategy]['trials']}/{budget} trials: the same command resumes")
+            return
+    if args.retime:
+        retime(chosen, runs, args.cores, args.microkernel, args.retime)
     cpu = cpu_info()
     isa = "vnni" if cpu["amx_present"] else "native"
     vendor = vendor_times(chosen, args.cores, isa) if not args.no_vendor else {}
+    peak = max(measure_peak(args.cores) for _ in range(3))  # the best of 3: a busy neighbour only lowers it
     result = {
         "network": args.network,
         "machine": {**cpu, "platform": platform.platform(), "python": platform.python_version()},
@@ -289,9 +343,11 @@ def run(args) -> None:
         "model": args.model,
         "per_task": args.per_task,
         "batch_size": args.batch_size,
+        "retime": args.retime,
         "tasks_tuned": [i.layer.name for i in chosen],
         "tasks_not_tuned": [i.layer.name for i in items if i.task and i not in chosen],
         "not_tunable": refused,
+        "vnni_peak_gops": peak,
         "vendor_isa": isa,
         "vendor": vendor,
         "runs": runs,
@@ -325,7 +381,9 @@ def markdown(r: dict) -> str:
         f"# Network benchmark: {r['network']} on dlboost ({r['machine']['cpu']})",
         "",
         f"{r['pinned']}; search {r['search']}, model {r['model']}, {r['per_task']} trials per task "
-        f"for round-robin, rounds of {r['batch_size']}; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py.",
+        f"for round-robin, rounds of {r['batch_size']}; vendor: best int8 path per layer ({r['vendor_isa']}), bench/vendor.py; "
+        f"% peak: of the VNNI peak measured in the same run ({r['vnni_peak_gops'] or float('nan'):.0f} GOPS, "
+        "heron_cpu_dlboost/peak.py).",
         "",
     ]
     if r["not_tunable"]:
@@ -337,40 +395,53 @@ def markdown(r: dict) -> str:
     if r["tasks_not_tuned"]:
         lines.append(f"Left out of this run (budget): {', '.join(r['tasks_not_tuned'])}")
         lines.append("")
-    vendor = r["vendor"]
-    names = list(next(iter(r["runs"].values()))["layers"])
-    head = "| layer | count | " + " | ".join(f"{s} trials | {s} ms" for s in r["runs"]) + " | vendor ms | vendor path |"
+    vendor, peak = r["vendor"], r["vnni_peak_gops"]
+    first = next(iter(r["runs"].values()))["layers"]
+    head = "| layer | count | " + " | ".join(f"{s} trials | {s} ms | {s} % peak" for s in r["runs"]) + " | vendor ms | vendor path |"
     lines += [head, "|" + "---|" * (head.count("|") - 1)]
-    for name in names:
-        row = [name, str(next(iter(r["runs"].values()))["layers"][name]["count"])]
+    for name, layer in first.items():
+        row = [name, str(layer["count"])]
         for run_ in r["runs"].values():
             lay = run_["layers"][name]
-            row += [str(lay["trials"]), f"{lay['best_s'] * 1e3:.4f}" if lay["best_s"] else "-"]
-        v = vendor.get(next(iter(r["runs"].values()))["layers"][name]["workload_key"], {})
+            best = lay["best_s"]
+            pct = f"{100 * lay['op_count'] / best / 1e9 / peak:.0f}%" if best and peak else "-"
+            row += [str(lay["trials"]), f"{best * 1e3:.4f}" if best else "-", pct]
+        v = vendor.get(layer["workload_key"], {})
         row += [f"{v['s'] * 1e3:.4f}" if v.get("s") else "-", str(v.get("best") or "-")]
         lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
+    lines += [
+        "",
+        "| strategy | trials | per task | network ms | vendor sum ms | speedup | tuning wall s | search s | model s "
+        "| measure s | build s (workers) | run s (workers) |",
+        "|---|" + "---:|" * 11,
+    ]
     for s, run_ in r["runs"].items():
-        lay = run_["layers"].values()
-        both = [(x, vendor.get(x["workload_key"], {}).get("s")) for x in lay]
+        both = [(x, vendor.get(x["workload_key"], {}).get("s")) for x in run_["layers"].values()]
         both = [(x, v) for x, v in both if v and x["best_s"]]
         heron = sum(x["count"] * x["best_s"] for x, _ in both)
         vend = sum(x["count"] * v for x, v in both)
         secs = run_["seconds"]
-        ratio = f", {vend / heron:.2f}x the vendor sum ({vend * 1e3:.3f} ms) over {len(both)} layers" if both else ""
         lines.append(
-            f"- {s}: {run_['trials']} trials ({run_['trials'] / max(len(names), 1):.1f} per task), network latency "
-            f"{(run_['latency_s'] or 0) * 1e3:.3f} ms{ratio}{'' if run_['complete'] else ' (NOT every layer has a kernel yet)'}; "
-            f"tuning wall {run_['wall_s']:.0f} s: "
-            f"search {secs.get('search', 0):.0f} s, model {secs.get('model', 0):.0f} s, measure {secs.get('measure', 0):.0f} s "
-            f"(build {secs.get('build', 0):.0f} s, run {secs.get('run', 0):.0f} s in workers)"
+            f"| {s} | {run_['trials']} | {run_['trials'] / max(len(first), 1):.1f} | {(run_['latency_s'] or 0) * 1e3:.3f}"
+            f"{'' if run_['complete'] else ' (NOT every layer has a kernel)'} | "
+            + (f"{vend * 1e3:.3f} ({len(both)} layers) | {vend / heron:.2f}x" if both else "- | -")
+            + f" | {run_['wall_s']:.0f} | "
+            + " | ".join(f"{secs.get(k, 0):.0f}" for k in ("search", "model", "measure", "build", "run"))
+            + " |"
         )
+    lines.append("")
     if {"gradient", "round_robin"} <= set(r["runs"]):
         g, rr = r["runs"]["gradient"], r["runs"]["round_robin"]
         if g["complete"] and rr["complete"]:
             lines.append(
                 f"- gradient / round-robin network latency: {g['latency_s'] / rr['latency_s']:.3f} with "
-                f"{g['trials'] / rr['trials']:.0%} of the trials (target: <= 1.05 with <= 60%)"
+                f"{g['trials'] / rr['trials']:.0%} of the trials (target: <= 1.05 with <= 60%), as tuned"
+            )
+        if g.get("retimed_latency_s") and rr.get("retimed_latency_s"):
+            lines.append(
+                f"- the same, both strategies' best kernels re-timed side by side ({r['retime']} alternating rounds, "
+                f"medians): {g['retimed_latency_s'] * 1e3:.3f} / {rr['retimed_latency_s'] * 1e3:.3f} ms = "
+                f"{g['retimed_latency_s'] / rr['retimed_latency_s']:.3f}"
             )
     lines.append("")
     return "\n".join(lines)
@@ -394,6 +465,8 @@ def main() -> None:
     r.add_argument("--model", default="gbdt")
     r.add_argument("--microkernel", default="vnni")
     r.add_argument("--no-vendor", action="store_true")
+    r.add_argument("--retime", type=int, default=3, help="rounds of timing each strategy's best kernels side by side")
+    r.add_argument("--minutes", type=float, default=None, help="stop after the batch once this long has passed (resumable)")
     args = ap.parse_args()
     if args.cmd == "models":
         build_models(args.out, args.seq)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -93,6 +94,10 @@ class DLBoostTarget(Target):
         # the generic micro-kernel is compiled for this machine's CPU: whatever vector ISA it has
         return sorted(self.cpu.flags & {"avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"})
 
+    def peak_gops(self) -> float | None:
+        """The vpdpbusd peak on ``num_cores`` threads, measured once per process."""
+        return vnni_peak_gops(self.mcpu, self.cores) if self.params.microkernel == "vnni" and self.cpu.has_vnni else None
+
     def info(self) -> dict:
         return {
             **super().info(),
@@ -102,6 +107,13 @@ class DLBoostTarget(Target):
             "l1d_bytes": self.l1_bytes,
             "l2_bytes": self.l2_bytes,
         }
+
+
+@lru_cache(maxsize=None)
+def vnni_peak_gops(mcpu: str, cores: int) -> float:
+    from heron_cpu_dlboost.peak import measure_peak
+
+    return measure_peak(cores, mcpu)
 
 
 def check_groups(target: str, op, lanes: int) -> None:
