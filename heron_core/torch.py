@@ -83,7 +83,13 @@ def _quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
 
 @torch.library.custom_op("heron::dynamic_int8", mutates_args=())
 def dynamic_int8(
-    x: torch.Tensor, weight: torch.Tensor, scale: torch.Tensor, zero_sum: torch.Tensor, bias: torch.Tensor, name: str, out_shape: list[int]
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    zero_sum: torch.Tensor,
+    bias: torch.Tensor,
+    name: str,
+    out_shape: list[int],
 ) -> torch.Tensor:
     """A u8 x s8 kernel on fp32 ``x``: ``acc * (sx * scale) + (bias - zx * sx * zero_sum)`` (all broadcast to the output)."""
     q, sx, zx = _quantize_activation(x)
@@ -108,7 +114,8 @@ class Int8Linear(nn.Module):
         self.register_buffer("weight_packed", _pack(k, "B", w))
         self.register_buffer("weight_scale", scale)
         self.register_buffer("zero_sum", scale * torch.from_numpy(w.astype(np.int64).sum(axis=1)).float())
-        self.register_buffer("bias", linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features))
+        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features)
+        self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, [self.rows, self.out_features])
@@ -127,14 +134,17 @@ class Int8Conv2d(nn.Module):
         w, scale = _quantize_weight(conv.weight)
         self.name, self.out_shape = register(lib, workload_key), out_shape
         scale = scale.reshape(1, -1, 1, 1)
-        taps = nn.functional.conv2d(torch.ones(1, *in_shape[1:]), torch.from_numpy(w).float(), None, conv.stride, conv.padding, conv.dilation)
+        ones = torch.ones(1, *in_shape[1:])
+        taps = nn.functional.conv2d(ones, torch.from_numpy(w).float(), None, conv.stride, conv.padding, conv.dilation)
         self.register_buffer("weight_packed", _pack(k, "w", w))
         self.register_buffer("weight_scale", scale)
         self.register_buffer("zero_sum", scale * taps)
-        self.register_buffer("bias", (conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)).reshape(1, -1, 1, 1))
+        bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)
+        self.register_buffer("bias", bias.reshape(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.heron.dynamic_int8(x, self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, self.out_shape)
+        args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, self.out_shape)
+        return torch.ops.heron.dynamic_int8(x, *args)
 
 
 class HalfLinear(nn.Module):
