@@ -9,7 +9,10 @@ and ``nn.Conv2d`` layers by modules calling the library's kernels:
   time (asymmetric, as ``torch.ao.quantization.quantize_dynamic`` does with ``reduce_range=False``),
   weights to s8 per output channel (symmetric) and packed once; the s32 result is dequantized,
   the input zero point removed and the bias added in fp32:
-  ``y = (acc - zx * sum_k w[n, k]) * sx * sw[n] + b[n]``.
+  ``y = (acc - zx * sum_k w[n, k]) * sx * sw[n] + b[n] = acc * (sx sw[n]) + (b[n] - zx sx sw[n] sum_k w[n, k])``.
+  The whole layer (quantize, kernel, dequantize) is one custom op, ``heron::dynamic_int8``: three
+  passes over memory (PyTorch's fused per-tensor quantization, the kernel, one ``addcmul``), the
+  same eager and under ``torch.compile``.
 - GPU (fp16 Tensor Core kernels): the layer runs in fp16 with the kernel's accumulation.
 
 A layer whose shape has no kernel in the library stays as it is.
@@ -71,14 +74,33 @@ def _quantize_weight(w: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
     return q.numpy(), scale
 
 
-def _quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """u8 per tensor, asymmetric with 0 representable: (values, scale, zero point)."""
-    lo = torch.clamp(x.min(), max=0.0)
-    hi = torch.clamp(x.max(), min=0.0)
-    scale = torch.clamp((hi - lo) / 255.0, min=1e-8)
-    zero = torch.clamp(torch.round(-lo / scale), 0, 255)
-    q = torch.clamp(torch.round(x / scale) + zero, 0, 255).to(torch.uint8)
-    return q, scale, zero
+def _quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
+    """u8 per tensor, asymmetric with 0 representable: (values, scale, zero point). PyTorch's fused
+    kernel (min/max and quantization in two vectorized passes); its storage read as plain u8, not copied."""
+    q = torch.quantize_per_tensor_dynamic(x.contiguous(), torch.quint8, False)
+    return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, q.shape), q.q_scale(), q.q_zero_point()
+
+
+@torch.library.custom_op("heron::dynamic_int8", mutates_args=())
+def dynamic_int8(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: torch.Tensor,
+    zero_sum: torch.Tensor,
+    bias: torch.Tensor,
+    name: str,
+    out_shape: list[int],
+) -> torch.Tensor:
+    """A u8 x s8 kernel on fp32 ``x``: ``acc * (sx * scale) + (bias - zx * sx * zero_sum)`` (all broadcast to the output)."""
+    q, sx, zx = _quantize_activation(x)
+    acc = torch.empty(out_shape, dtype=torch.int32)
+    _FUNCTIONS[name](_aligned(q), weight, acc)
+    return torch.addcmul(torch.add(bias, zero_sum, alpha=-zx * sx), acc, scale * sx)
+
+
+@dynamic_int8.register_fake
+def _(x, weight, scale, zero_sum, bias, name, out_shape):
+    return x.new_empty(out_shape)
 
 
 class Int8Linear(nn.Module):
@@ -91,39 +113,38 @@ class Int8Linear(nn.Module):
         self.name, self.rows, self.out_features = register(lib, workload_key), rows, linear.out_features
         self.register_buffer("weight_packed", _pack(k, "B", w))
         self.register_buffer("weight_scale", scale)
-        self.register_buffer("weight_sum", torch.from_numpy(w.astype(np.int64).sum(axis=1)).float())
-        self.register_buffer("bias", linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features))
+        self.register_buffer("zero_sum", scale * torch.from_numpy(w.astype(np.int64).sum(axis=1)).float())
+        bias = linear.bias.detach().float() if linear.bias is not None else torch.zeros(linear.out_features)
+        self.register_buffer("bias", bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
-        q, sx, zx = _quantize_activation(x.reshape(self.rows, -1))
-        acc = torch.ops.heron.kernel([q, self.weight_packed], self.name, [self.rows, self.out_features], torch.int32)
-        y = (acc.float() - zx * self.weight_sum) * (sx * self.weight_scale) + self.bias
-        return y.reshape(*lead, self.out_features)
+        args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, [self.rows, self.out_features])
+        y = torch.ops.heron.dynamic_int8(x.reshape(self.rows, -1), *args)
+        return y.reshape(*x.shape[:-1], self.out_features)
 
 
 class Int8Conv2d(nn.Module):
     """nn.Conv2d on a Heron conv2d kernel (NCHW): dynamic int8, fp32 in and out. Zero padding is
-    applied to the quantized input by the kernel, so the zero point is removed tap by tap with a
-    convolution of the zero-point plane (exact at the borders)."""
+    applied to the quantized input by the kernel, so the zero point is removed tap by tap: its
+    correction is the convolution of a plane of ones (exact at the borders), computed once."""
 
-    def __init__(self, conv: nn.Conv2d, lib: Library, workload_key: str, out_shape: list[int]):
+    def __init__(self, conv: nn.Conv2d, lib: Library, workload_key: str, in_shape: tuple, out_shape: list[int]):
         super().__init__()
         k = lib[workload_key]
         w, scale = _quantize_weight(conv.weight)
-        self.name, self.out_shape, self.conv = register(lib, workload_key), out_shape, conv
+        self.name, self.out_shape = register(lib, workload_key), out_shape
+        scale = scale.reshape(1, -1, 1, 1)
+        ones = torch.ones(1, *in_shape[1:])
+        taps = nn.functional.conv2d(ones, torch.from_numpy(w).float(), None, conv.stride, conv.padding, conv.dilation)
         self.register_buffer("weight_packed", _pack(k, "w", w))
-        self.register_buffer("weight_scale", scale.reshape(1, -1, 1, 1))
-        self.register_buffer("weight_q", torch.from_numpy(w).float())
-        self.register_buffer("bias", (conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)).reshape(1, -1, 1, 1))
+        self.register_buffer("weight_scale", scale)
+        self.register_buffer("zero_sum", scale * taps)
+        bias = conv.bias.detach().float() if conv.bias is not None else torch.zeros(conv.out_channels)
+        self.register_buffer("bias", bias.reshape(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, sx, zx = _quantize_activation(x)
-        acc = torch.ops.heron.kernel([q, self.weight_packed], self.name, self.out_shape, torch.int32)
-        c = self.conv
-        ones = torch.ones_like(x[:1])
-        correction = nn.functional.conv2d(ones, self.weight_q, None, c.stride, c.padding, c.dilation) * zx
-        return (acc.float() - correction) * (sx * self.weight_scale) + self.bias
+        args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, self.out_shape)
+        return torch.ops.heron.dynamic_int8(x, *args)
 
 
 class HalfLinear(nn.Module):
@@ -216,4 +237,4 @@ def _replacement(module: nn.Module, io: tuple, lib: Library, kernels: dict) -> n
     spec = {"N": n, "C": ch, "H": h, "W": w, "K": c.out_channels, "R": c.kernel_size[0], "S": c.kernel_size[1],
             "stride": c.stride[0], "pad": c.padding[0], "dilation": c.dilation[0], "channels_last": False}
     key = kernels.get(("conv2d", tuple(sorted(spec.items())), "int8"))
-    return Int8Conv2d(module, lib, key, list(out_shape)) if key else None
+    return Int8Conv2d(module, lib, key, in_shape, list(out_shape)) if key else None

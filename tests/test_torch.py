@@ -57,10 +57,13 @@ def test_swapped_model_matches_pytorch_eager_and_compiled(library):
 
 
 def test_kernel_op_reads_torch_tensors_in_place(library):
-    """The custom op has a fake implementation: shapes propagate without running the kernel."""
+    """The custom ops have fake implementations: shapes propagate without running the kernels."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     with FakeTensorMode():
         a = torch.empty(8, 32, dtype=torch.uint8)
         out = torch.ops.heron.kernel([a, torch.empty(2, 8, 16, 4, dtype=torch.int8)], "unregistered", [8, 32], torch.int32)
+        w, v = torch.empty(2, 8, 16, 4, dtype=torch.int8), torch.empty(32)
+        layer = torch.ops.heron.dynamic_int8(torch.empty(8, 32), w, v, v, v, "unregistered", [8, 32])
     assert out.shape == (8, 32) and out.dtype == torch.int32
+    assert layer.shape == (8, 32) and layer.dtype == torch.float32

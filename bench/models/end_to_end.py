@@ -131,49 +131,171 @@ def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
 BERT_DENSE = [{"M": 128, "K": 768, "N": 768}, {"M": 128, "K": 768, "N": 3072}, {"M": 128, "K": 3072, "N": 768}]
 
 
+def torch_targets() -> list[str]:
+    """dlboost (VNNI) always; amx where the CPU has AMX (quantize_dynamic's fbgemm uses VNNI either way)."""
+    return ["dlboost", "amx"] if machine()["amx"] else ["dlboost"]
+
+
+def prepare_bert_torch(work: Path, trials: int) -> dict[str, Path]:
+    """Tune BERT's three linear shapes on each target and export one library per target."""
+    db, libs = work / "bert.db", {}
+    for target in torch_targets():
+        cases = [{"op": "dense", "shape": s} for s in BERT_DENSE]
+        tune([{"target": {"name": target, **TARGET}, "cases": cases, "trials": trials}], work, db)
+        libs[target] = work / f"bert_lib_{target}"
+        if not (libs[target] / "manifest.json").exists():
+            key = f"{target}/{machine()['llvm_cpu']}/{TARGET['num_cores']}c"  # this CPU's records only
+            cmd = ["export", str(libs[target]), "--op", "dense", "--target", key, "--db", str(db)]
+            subprocess.run([sys.executable, "-m", "heron_core.cli", *cmd], check=True)
+    return libs
+
+
+def time_bert_layers(libs: dict, runs: int) -> list[dict]:
+    """Each linear shape alone: quantize_dynamic's layer, Heron's whole layer (quantize, kernel,
+    dequantize) and Heron's kernel alone, interleaved; GOPS against the VNNI / AMX peaks measured here."""
+    import torch
+    from cpu_amx.amx_peak import measure_peak as amx_peak
+    from cpu_dlboost.peak import measure_peak as vnni_peak
+
+    from heron_core import load_library
+    from heron_core.torch import Int8Linear, _quantize_activation
+
+    peaks = {"dlboost": vnni_peak(1), **({"amx": amx_peak(1)} if "amx" in libs else {})}
+    rows = []
+    for s in BERT_DENSE:
+        m, k, n = s["M"], s["K"], s["N"]
+        x, linear = torch.randn(m, k), torch.nn.Linear(k, n)
+        engines = ["x86", "onednn"] if "amx" in libs else ["x86"]
+        fns = [lambda d=quantize_dynamic(torch.nn.Sequential(linear), e): d(x) for e in engines]
+        names = ["quantize_dynamic", "quantize_dynamic_onednn"][: len(engines)]
+        for target, path in libs.items():
+            lib = load_library(path)
+            layer = Int8Linear(linear, lib, f"dense[M={m},K={k},N={n}]:int8->int32", m)
+            q, out = _quantize_activation(x)[0], torch.empty(m, n, dtype=torch.int32)
+            fn = lib[layer.name.split("::")[-1]].function
+            fns += [lambda layer=layer: layer(x), lambda fn=fn, q=q, w=layer.weight_packed, out=out: fn(q, w, out)]
+            names += [f"heron_{target}_layer", f"heron_{target}_kernel"]
+        with torch.no_grad():
+            ms = dict(zip(names, medians_ms(fns, runs * 5)))
+        gops = {name: 2 * m * k * n / t / 1e6 for name, t in ms.items()}
+        row = {"shape": f"M={m} K={k} N={n}", **{f"{a}_ms": t for a, t in ms.items()}}
+        row["quantize_dynamic_pct_vnni_peak"] = 100 * gops["quantize_dynamic"] / peaks["dlboost"]
+        for target in libs:
+            row[f"heron_{target}_kernel_pct_peak"] = 100 * gops[f"heron_{target}_kernel"] / peaks[target]
+            row[f"heron_{target}_layer_speedup"] = ms["quantize_dynamic"] / ms[f"heron_{target}_layer"]
+        if "amx" in libs:
+            row["heron_amx_layer_speedup_vs_onednn"] = ms["quantize_dynamic_onednn"] / ms["heron_amx_layer"]
+        rows.append(row)
+    return [{"peak_gops": peaks}, *rows]
+
+
+def quantize_dynamic(model, engine: str):
+    """A copy of ``model`` with dynamic int8 linears packed for ``engine`` (each runs on the engine it was packed for)."""
+    import torch
+
+    default, torch.backends.quantized.engine = torch.backends.quantized.engine, engine
+    try:
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear}, dtype=torch.qint8)
+    finally:
+        torch.backends.quantized.engine = default
+
+
+def op_share_ms(model, ids, op: str) -> tuple[float, float]:
+    """(total, time in ``op``) of one profiled run, ms."""
+    import torch
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        model(ids)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e3
+    return total, sum(e.cpu_time_total for e in events if e.key == op) / 1e3
+
+
 def run_bert_torch(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
+    """BERT-base with Heron's linears (each target, eager and torch.compile'd) against quantize_dynamic (eager),
+    one thread each, all timed in alternation in this process. Writes torch_bert_<cpu>_1c.{json,md}."""
     import torch
     from transformers import BertConfig, BertModel
 
-    from heron_core import load_library
     from heron_core.torch import swap_modules
 
     torch.set_num_threads(1)
-    db, lib = work / "bert.db", work / "bert_lib"
-    cfg = {"target": {"name": "dlboost", **TARGET}, "cases": [{"op": "dense", "shape": s} for s in BERT_DENSE], "trials": trials}
-    tune([cfg], work, db)
-    if not (lib / "manifest.json").exists():
-        subprocess.run([sys.executable, "-m", "heron_core.cli", "export", str(lib), "--op", "dense", "--db", str(db)], check=True)
+    libs = prepare_bert_torch(work, trials)
     if not timing:
         return None
     torch.manual_seed(0)
     fp32 = BertModel(BertConfig(), add_pooling_layer=False).eval()
     ids = torch.randint(0, 30522, (1, 128))
+    models = {}
+    result = {"case": "BERT-base (PyTorch, seq 128): dynamic int8 linears", "trials_per_workload": trials, "runs": runs}
     with torch.no_grad():
         ref = fp32(ids).last_hidden_state
-        dyn = torch.ao.quantization.quantize_dynamic(copy.deepcopy(fp32), {torch.nn.Linear}, dtype=torch.qint8)
-        heron = copy.deepcopy(fp32)
-        library = load_library(lib)
-        swapped = swap_modules(heron, library, (ids,))
-        out_dyn, out_heron = dyn(ids).last_hidden_state, heron(ids).last_hidden_state
-        compiled = torch.compile(heron)
-        compiled(ids)
-        torch_ms, heron_ms, compiled_ms = medians_ms([lambda: dyn(ids), lambda: heron(ids), lambda: compiled(ids)], runs)
-    latency = {e["workload_key"]: e["latency_s"] for e in library.manifest["kernels"]}
-    kernel_ms = sum(latency[m.name.split("::")[-1]] for m in heron.modules() if hasattr(m, "weight_packed")) * 1e3
-    rel = lambda a: float((a - ref).norm() / ref.norm())  # noqa: E731
-    return {
-        "case": "BERT-base (PyTorch, seq 128): dynamic int8 linears",
-        "linears_swapped": len(swapped),
-        "trials_per_workload": trials,
-        "heron_ms": heron_ms,
-        "heron_compiled_ms": compiled_ms,
-        "quantize_dynamic_ms": torch_ms,
-        "speedup_vs_quantize_dynamic": torch_ms / heron_ms,
-        "heron_kernels_ms": kernel_ms,
-        "rest_ms": heron_ms - kernel_ms,
-        "rel_error_vs_fp32": {"heron": rel(out_heron), "quantize_dynamic": rel(out_dyn)},
+        models["quantize_dynamic"] = quantize_dynamic(fp32, "x86")  # PyTorch's default engine: fbgemm (VNNI) here
+        if "amx" in libs:  # oneDNN's dynamic linear, which uses AMX: the same hardware as Heron's amx kernels
+            models["quantize_dynamic_onednn"] = quantize_dynamic(fp32, "onednn")
+        for target, lib in libs.items():
+            heron = copy.deepcopy(fp32)
+            result["linears_swapped"] = len(swap_modules(heron, lib, (ids,)))
+            models[f"heron_{target}"] = heron
+            models[f"heron_{target}_compiled"] = torch.compile(heron)
+        rel = {}
+        for name, model in models.items():  # also the compilations, before any timing
+            out = model(ids).last_hidden_state
+            rel[name] = float((out - ref).norm() / ref.norm())
+        ms = dict(zip(models, medians_ms([lambda m=m: m(ids) for m in models.values()], runs)))
+        share = {
+            name: op_share_ms(m, ids, "quantized::linear_dynamic" if name.startswith("quantize") else "heron::dynamic_int8")
+            for name, m in models.items()
+            if not name.endswith("compiled")
+        }
+    base = ms["quantize_dynamic"]
+    result["models"] = {
+        name: {
+            "ms": t,
+            "speedup_vs_quantize_dynamic": base / t,
+            "rel_error_vs_fp32": rel[name],
+            **({"profiled_ms": share[name][0], "linears_ms": share[name][1]} if name in share else {}),
+        }
+        for name, t in ms.items()
     }
+    result["layers"] = time_bert_layers(libs, runs)
+    write_torch(result)
+    summary = {k: result[k] for k in ("case", "trials_per_workload", "linears_swapped")}
+    summary |= {f"{name}_ms": r["ms"] for name, r in result["models"].items()}
+    speedups = {f"speedup_{name}": r["speedup_vs_quantize_dynamic"] for name, r in result["models"].items() if "heron" in name}
+    return summary | speedups
+
+
+def write_torch(result: dict) -> Path:
+    info = {**machine(), "affinity": sorted(os.sched_getaffinity(0)), "load_average": os.getloadavg()}
+    stem = RESULTS / f"torch_bert_{info['llvm_cpu']}_1c"
+    stem.with_suffix(".json").write_text(json.dumps({"machine": info, "result": result}, indent=1))
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = [
+        "# BERT-base in PyTorch with Heron's dynamic int8 linears (bench/models/end_to_end.py --only bert_torch)",
+        "",
+        f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
+        f"One thread each side (torch.set_num_threads(1), kernels num_cores=1), the process pinned to core(s) "
+        f"{info['affinity']} of {os.cpu_count()}; load average {info['load_average'][0]:.1f} at the end (other sessions' work).",
+        f"Medians of {result['runs']} rounds, every model once per round (alternating); {result['trials_per_workload']} "
+        f"tuning trials per shape; {result['linears_swapped']} nn.Linear swapped.",
+        "",
+        "| model | ms | speedup vs quantize_dynamic | rel. error vs fp32 | profiled ms | of which linears ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in result["models"].items():
+        cells = [r["ms"], r["speedup_vs_quantize_dynamic"], r["rel_error_vs_fp32"], r.get("profiled_ms", "-")]
+        cells.append(r.get("linears_ms", "-"))
+        lines.append(f"| {name} | " + " | ".join(fmt(c) for c in cells) + " |")
+    peaks, *layers = result["layers"]
+    peak_text = ", ".join(f"{k} {v:.0f}" for k, v in peaks["peak_gops"].items())
+    rounds = 5 * result["runs"]
+    lines += ["", f"Single layers, medians of {rounds} alternating rounds (int8 peak GOPS measured here: {peak_text}):", ""]
+    lines += ["| " + " | ".join(layers[0]) + " |", "|" + "---|" * len(layers[0])]
+    lines += ["| " + " | ".join(fmt(v) for v in row.values()) + " |" for row in layers]
+    path = stem.with_suffix(".md")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 # --- BERT-base, ONNX int8 -----------------------------------------------------------------------
