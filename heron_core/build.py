@@ -10,7 +10,8 @@ points and scales folded into the kernel's epilogue (see heron_core.epilogue):
 
     bias'[c] = round(b[c] / (sx * sw[c])) - zx * sum(w[c])      scale[c] = float32(sx * sw[c] / sy)
 
-Everything else keeps TVM's own lowering (``tvm.compile``'s default Relax pipeline).
+Everything else is TVM's own lowering (``tvm.compile``'s CPU Relax pipeline: legalize, FuseOps, FuseTIR),
+with CPU schedules from heron_core.graph_schedule for the fused PrimFuncs.
 OUT holds model.so (the Relax executable), kernels/ (a Heron library) and model.json.
 """
 
@@ -285,9 +286,11 @@ def build_model(
     target: str = "dlboost",
     target_params: dict | None = None,
     log: Callable[[str], None] = lambda s: None,
+    schedule_rest: bool = True,
 ) -> BuildResult:
-    """Compile ``model_path`` into ``out`` with the best kernels of the RecordDB ``db``."""
-    from heron_core import tvm_compat
+    """Compile ``model_path`` into ``out`` with the best kernels of the RecordDB ``db``; the rest of the
+    graph gets heron_core.graph_schedule's CPU schedules (``schedule_rest=False``: TVM's unscheduled loops)."""
+    from heron_core import graph_schedule, tvm_compat
     from heron_core.export import export_library
     from heron_core.registry import registry
     from heron_core.task import PluginRef, Task, validate_params
@@ -315,7 +318,7 @@ def build_model(
         export_library(list(records.values()), out / "kernels", reg)
     log(f"compiling the model ({len(chosen)} of {len(products)} quantized products on Heron kernels)")
     mod = _import_with_kernels(model, chosen)
-    tvm_compat.export(tvm_compat.build_relax(mod, tvm_target), str(out / "model.so"))
+    tvm_compat.export(tvm_compat.build_relax(mod, tvm_target, graph_schedule.pipeline if schedule_rest else None), str(out / "model.so"))
     manifest = {
         "heron_model": MODEL_FORMAT,
         "source": str(model_path),

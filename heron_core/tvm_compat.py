@@ -114,12 +114,13 @@ def relax_from_onnx(model, custom_op: str, calls: list[dict]):
     return relax.transform.DeadCodeElimination()(mod)
 
 
-def build_relax(mod, target: dict[str, Any]):
+def build_relax(mod, target: dict[str, Any], pipeline=None):
+    """Compile a Relax module; ``pipeline(Target)`` returns the Relax pass pipeline (TVM's default if None)."""
     import tvm
 
     tgt = tvm.target.Target(target)
     with tgt:
-        return tvm.compile(mod, target=tgt)
+        return tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt) if pipeline else "default")
 
 
 def register_function(name: str, func) -> None:
