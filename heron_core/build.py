@@ -33,6 +33,10 @@ KERNEL_DOMAIN = "heron"
 # --check's bound on ||heron - ort|| / ||ort|| per output: a few quantization steps of an int8 model
 # (rounding ties and float32 order differ between ONNX Runtime's kernels and TVM's lowering)
 CHECK_REL_L2 = 0.05
+# ... or this many times ONNX Runtime's own spread (its optimized run against its run of the QDQ graph as
+# written): in a deep int8 model one flipped rounding early on moves the output, and two correct int8
+# runs differ by that much (BERT-base int8, random weights: 6.6%)
+CHECK_SPREAD = 1.5
 
 
 class ModelError(ConfigError):
@@ -450,23 +454,44 @@ def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def compare_with_onnxruntime(model_path: str | Path, model: Model, seed: int = 0, threads: int = 1, optimize: bool = True) -> list[dict]:
-    """Per output: max abs difference, relative L2 error and largest magnitude of and relative L2 error of Heron's outputs against ONNX Runtime's."""
+    """Per output: max abs difference, relative L2 error and largest magnitude of Heron's outputs against
+    ONNX Runtime's, and ``ort_spread``: the relative L2 distance between ONNX Runtime's optimized run and
+    its run of the graph as written (float ops between DequantizeLinear and QuantizeLinear, no QLinear
+    fusion), the int8 model's own noise. ``optimize=False`` compares with the latter."""
+    feeds = random_feeds(model.inputs, seed)
+    fused, unfused = (_onnxruntime_outputs(model_path, feeds, threads, opt) for opt in (True, False))
+    expected = fused if optimize else unfused
+    got = model(feeds)
+    return [
+        {
+            "output": name,
+            "max_abs": float(np.abs(g.astype(np.float64) - e.astype(np.float64)).max(initial=0)),
+            "rel_l2": _rel_l2(g, e),
+            "scale": float(np.abs(e.astype(np.float64)).max(initial=0)),
+            "ort_spread": _rel_l2(u, f),
+        }
+        for name, e, g, f, u in zip(model.manifest["outputs"], expected, got, fused, unfused)
+    ]
+
+
+def check_passes(rows: list[dict]) -> bool:
+    """Each output within CHECK_REL_L2 of ONNX Runtime's, or within CHECK_SPREAD x its own spread."""
+    return all(r["rel_l2"] <= max(CHECK_REL_L2, CHECK_SPREAD * r["ort_spread"]) for r in rows)
+
+
+def _rel_l2(got: np.ndarray, expected: np.ndarray) -> float:
+    e64 = expected.astype(np.float64)
+    return float(np.linalg.norm(got.astype(np.float64) - e64) / max(np.linalg.norm(e64), 1e-30))
+
+
+def _onnxruntime_outputs(model_path: str | Path, feeds: dict, threads: int, optimize: bool) -> list[np.ndarray]:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
-    if not optimize:  # the QDQ graph as written (float ops between DequantizeLinear and QuantizeLinear), no QLinear fusion
+    if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    feeds = random_feeds(model.inputs, seed)
-    expected = sess.run(None, feeds)
-    got = model(feeds)
-    rows = []
-    for name, e, g in zip(model.manifest["outputs"], expected, got):
-        e64, g64 = e.astype(np.float64), g.astype(np.float64)
-        rel = float(np.linalg.norm(g64 - e64) / max(np.linalg.norm(e64), 1e-30))
-        rows.append({"output": name, "max_abs": float(np.abs(g64 - e64).max(initial=0)), "rel_l2": rel, "scale": float(np.abs(e64).max(initial=0))})
-    return rows
+    return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"]).run(None, feeds)
 
 
 def tune_configs(products: list[Product], trials: int, target_params: dict | None = None) -> list[dict]:
