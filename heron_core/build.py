@@ -322,7 +322,8 @@ def build_model(
         export_library(list(records.values()), out / "kernels", reg)
     log(f"compiling the model ({len(chosen)} of {len(products)} quantized products on Heron kernels)")
     mod = _import_with_kernels(model, chosen)
-    tvm_compat.export(tvm_compat.build_relax(mod, tvm_target, graph_schedule.pipeline if schedule_rest else None), str(out / "model.so"))
+    executable = tvm_compat.build_relax(mod, tvm_target, graph_schedule.pipeline if schedule_rest else None)
+    tvm_compat.export(executable, str(out / "model.so"))
     manifest = {
         "heron_model": MODEL_FORMAT,
         "source": str(model_path),
@@ -423,7 +424,16 @@ class Model:
     def __call__(self, feeds: dict[str, np.ndarray] | None = None, **named: np.ndarray) -> list[np.ndarray]:
         from heron_core import tvm_compat
 
-        feeds = {**(feeds or {}), **named}
+        return tvm_compat.relax_run(self._vm, self._arrays({**(feeds or {}), **named}))
+
+    def profile(self, feeds: dict[str, np.ndarray]) -> dict[str, float]:
+        """Seconds spent in each function the model calls (kernel symbols ``heron.*``, TVM's PrimFuncs,
+        VM builtins), summed over one run."""
+        from heron_core import tvm_compat
+
+        return tvm_compat.relax_profile(self._vm, self._arrays(feeds))
+
+    def _arrays(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         missing = [i["name"] for i in self.inputs if i["name"] not in feeds]
         if missing:
             raise HeronError(f"model inputs missing: {', '.join(missing)}")
@@ -433,7 +443,7 @@ class Model:
             if list(a.shape) != spec["shape"] or str(a.dtype) != spec["dtype"]:
                 raise HeronError(f"input '{spec['name']}' must be {spec['dtype']}{spec['shape']}, got {a.dtype}{list(a.shape)}")
             args.append(a)
-        return tvm_compat.relax_run(self._vm, args)
+        return args
 
 
 def load_model(path: str | Path) -> Model:
@@ -453,7 +463,9 @@ def random_feeds(inputs: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
-def compare_with_onnxruntime(model_path: str | Path, model: Model, seed: int = 0, threads: int = 1, optimize: bool = True) -> list[dict]:
+def compare_with_onnxruntime(
+    model_path: str | Path, model: Model, seed: int = 0, threads: int = 1, optimize: bool = True
+) -> list[dict]:
     """Per output: max abs difference, relative L2 error and largest magnitude of Heron's outputs against
     ONNX Runtime's, and ``ort_spread``: the relative L2 distance between ONNX Runtime's optimized run and
     its run of the graph as written (float ops between DequantizeLinear and QuantizeLinear, no QLinear

@@ -1,15 +1,16 @@
 """CPU schedules for the PrimFuncs of a Relax model that do not run Heron's kernels.
 
 TVM 0.27's CPU pipeline fuses the graph (FuseOps, FuseTIR) but leaves every PrimFunc unscheduled:
-one scalar loop nest per block. `heron build` applies DLight rules to them after fusion, first
-match wins (``schedule_rest``):
+one scalar loop nest per block. ``pipeline`` (what `heron build` compiles with) is that pipeline with
+TVM's FastMathTransform first and DLight's ApplyDefaultSchedule after fusion, with these rules,
+first match wins:
 
+- DLight's ``GEMV`` (a matrix times a vector, e.g. an untuned classifier at batch 1).
 - ``Matmul``: a (batched) matmul-like block, e.g. BERT's attention products between two
   activations. Normalized to C[S, I, J] += A[S, I, K] * B[S, J, K] as DLight's GPU rule does, then a
   register tile of ``TILE_I`` rows x ``TILE_J`` vector lanes accumulated in a local buffer over K;
   the tiles run in parallel; injective consumers (bias, quantize, ...) follow each tile.
-- DLight's own CPU rules: ``Reduction`` (softmax, layer norm: parallel rows, vectorized
-  injective parts) and ``GEMV``.
+- DLight's ``Reduction`` (softmax, layer norm: parallel rows, vectorized injective parts).
 - ``Injective``: every block element-wise/injective (Q/DQ chains, residual adds, pads,
   transposes): all inlined into the last block, its loops fused, split into parallel chunks
   with a vectorized innermost part.
@@ -199,7 +200,7 @@ def _parallel_vectorized(sch: s_tir.Schedule, loop, lanes: int) -> None:
     sch.parallel(loop)
 
 
-RULES = (Matmul(), dl.cpu.Reduction(), dl.cpu.GEMV(), Injective(), ParallelSpatial())
+RULES = (dl.cpu.GEMV(), Matmul(), dl.cpu.Reduction(), Injective(), ParallelSpatial())
 
 
 def rules_applied(mod, target: Target) -> dict[str, dl.ScheduleRule]:

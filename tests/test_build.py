@@ -105,7 +105,9 @@ def test_rest_of_the_graph_is_scheduled_and_exact(tmp_path):
     assert set(rules.values()) >= {"Matmul", "Reduction", "Injective"}, rules
     out = tmp_path / "built"
     out.mkdir()
-    tvm_compat.export(tvm_compat.build_relax(mod, {"kind": "llvm", "num-cores": 1}, graph_schedule.pipeline), str(out / "model.so"))
-    (out / "model.json").write_text(json.dumps({"heron_model": 1, "inputs": [{"name": "t", "shape": [2, 8, 32], "dtype": "float32"}], "outputs": ["y"], "kernels": []}))
+    executable = tvm_compat.build_relax(mod, {"kind": "llvm", "num-cores": 1}, graph_schedule.pipeline)
+    tvm_compat.export(executable, str(out / "model.so"))
+    inputs = [{"name": "t", "shape": [2, 8, 32], "dtype": "float32"}]
+    (out / "model.json").write_text(json.dumps({"heron_model": 1, "inputs": inputs, "outputs": ["y"], "kernels": []}))
     rows = compare_with_onnxruntime(path, Model(out))
     assert all(r["max_abs"] < 1e-4 for r in rows), rows
