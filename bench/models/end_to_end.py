@@ -5,10 +5,12 @@
 
 Cases (``--only``): ``resnet50`` (plain-torch ResNet-50 -> ONNX -> int8 QDQ by ONNX Runtime's
 quantize_static with random calibration data; ``heron build`` vs ONNX Runtime's int8 run of the
-same file) and ``bert_torch`` (transformers BERT-base, sequence 128: Heron's dynamic int8 linears
-via ``heron_core.torch.swap_modules`` vs ``torch.ao.quantization.quantize_dynamic``).
-``--stage prepare`` makes the model files, tunes and builds (no timing: it may run beside other
-work), ``time`` (under the benchmark lock) times both sides; the default does both.
+same file, and against TVM Relax + MetaSchedule on the same file at the same total trials),
+``bert_onnx`` (BERT-base int8 QDQ, sequence 128, vs ONNX Runtime) and ``bert_torch`` (transformers
+BERT-base, sequence 128: Heron's dynamic int8 linears via ``heron_core.torch.swap_modules`` vs
+``torch.ao.quantization.quantize_dynamic``).
+``--stage prepare`` makes the model files and tunes (Heron; MetaSchedule for ResNet-50; no timing: it
+may run beside other work), ``time`` (under the benchmark lock) times both sides; the default does both.
 Resumable: every stage (model files, tuning records, built model) is kept in ``--work`` and
 skipped when present; ``heron tune`` itself measures only what is missing.
 Writes bench/results/models/models_<cpu>.json and .md.
@@ -174,10 +176,35 @@ def tune_metaschedule(qdq: Path, work_dir: Path, total_trials: int) -> None:
     per_iter = max(1, -(-total_trials // len(tasks)))
     print(f"MetaSchedule: {len(tasks)} tasks, {total_trials} trials, {per_iter} per round", flush=True)
     t = time.time()
+    # Builds in this process: LocalBuilder starts a fresh worker pool for every batch, and a fresh process
+    # importing TVM took 161 s on this loaded machine (every build timed out). The evolutionary search is
+    # shrunk to match 1-2 trials a task (its defaults sample 512 and evolve 4 times per round: ~35 s a task here).
+    strategy = ms.search_strategy.EvolutionarySearch(population_size=64, init_min_unmeasured=16, genetic_num_iters=1)
+    runner = ms.runner.LocalRunner(timeout_sec=300)
     ms.relax_integration.tune_relax(
-        mod, {}, target, str(work_dir), max_trials_global=total_trials, num_trials_per_iter=per_iter, seed=0
+        mod, {}, target, str(work_dir), max_trials_global=total_trials, num_trials_per_iter=per_iter, seed=0,
+        builder=_in_process_builder(), runner=runner, strategy=strategy,
     )
     (work_dir / "tuning_seconds.txt").write_text(f"{time.time() - t:.0f}\n")
+
+
+def _in_process_builder():
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            results = []
+            for item in build_inputs:
+                try:
+                    results.append(ms.builder.BuilderResult(default_export(default_build(item.mod, item.target, None)), None))
+                except Exception as exc:  # noqa: BLE001 (a candidate that does not build is a failed trial)
+                    results.append(ms.builder.BuilderResult(None, f"{type(exc).__name__}: {exc}"))
+            return results
+
+    return InProcessBuilder()
 
 
 def metaschedule_runner(qdq: Path, work_dir: Path, feeds: dict):
@@ -295,7 +322,9 @@ def write(results: dict, info: dict) -> Path:
         "",
         f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
         f"One thread on each side, pinned to one core: {info['pinning']}. Medians of {info['runs']} interleaved runs.",
-        "Heron kernels' time = the sum of each product's kernel latency as measured when it was tuned; rest = total - that.",
+        "Heron kernels' time: ONNX cases, measured in the same run by instrumenting the VM (`Model.profile`, median of 5 runs),"
+        " rest = the other functions; PyTorch case, the sum of each swapped layer's kernel latency as tuned,"
+        " rest = total - that.",
         "",
     ]
     for name, r in results.items():
