@@ -23,6 +23,7 @@ from __future__ import annotations
 from tvm import s_tir, tirx
 from tvm.s_tir import dlight as dl
 from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.analysis.common_analysis import get_root_block
 from tvm.s_tir.dlight.base import get_extent
 from tvm.target import Target
 
@@ -38,17 +39,22 @@ def _vector_lanes(target: Target, bits: int = 32) -> int:
     return max((width if width > 0 else 128) // bits, 2)
 
 
+def _vector_width(extent, lanes: int) -> int:
+    """The widest power-of-two part of ``lanes`` that divides ``extent`` (no tail to predicate); 1: none."""
+    if not isinstance(extent, int):
+        return 1
+    width = lanes
+    while width > 1 and extent % width:
+        width //= 2
+    return width
+
+
 def _vectorize_inner(sch: s_tir.Schedule, block, lanes: int) -> None:
     loops = sch.get_loops(block)
-    if not loops:
-        return
-    extent = get_extent(sch, loops[-1])
-    if isinstance(extent, int) and extent <= lanes:
-        if extent >= 2:
-            sch.vectorize(loops[-1])
-        return
-    _, inner = sch.split(loops[-1], [None, lanes])
-    sch.vectorize(inner)
+    width = _vector_width(get_extent(sch, loops[-1]), lanes) if loops else 1
+    if width > 1:
+        _, inner = sch.split(loops[-1], [None, width])
+        sch.vectorize(inner)
 
 
 class Injective(dl.ScheduleRule):
@@ -96,11 +102,7 @@ class Matmul(dl.ScheduleRule):
         if not isinstance(func, tirx.PrimFunc):
             return None
         sch = s_tir.Schedule(func)
-        root = sch.get_sblock("root") if _has_root(sch) else None
-        blocks = sch.get_child_blocks(root) if root is not None else None
-        if not blocks:
-            return None
-        reductions = get_reduction_blocks(sch, blocks)
+        reductions = get_reduction_blocks(sch, sch.get_child_blocks(get_root_block(sch)))
         if reductions is None or len(reductions) != 1:
             return None
         main = reductions[0]
@@ -151,20 +153,12 @@ class Matmul(dl.ScheduleRule):
         _, jv = sch.split(ji, [None, lanes])
         sch.vectorize(jv)  # before decompose_reduction: TVM vectorizes a reduction block, not its update part
         sch.decompose_reduction(main, k)
-        for block in sch.get_child_blocks(sch.get_sblock("root")):
+        for block in sch.get_child_blocks(get_root_block(sch)):
             if not sch.get_loops(block):
                 continue
             if sch.get(block).name_hint.endswith("_pad") or "reindex" in sch.get(block).name_hint:
                 _parallel_injective(sch, block, lanes)
         return sch
-
-
-def _has_root(sch: s_tir.Schedule) -> bool:
-    try:
-        sch.get_sblock("root")
-        return True
-    except Exception:  # noqa: BLE001 (TVM raises a plain error for a missing block)
-        return False
 
 
 def _inline_producers(sch: s_tir.Schedule, block) -> None:
@@ -189,14 +183,12 @@ def _parallel_vectorized(sch: s_tir.Schedule, loop, lanes: int) -> None:
     extent = get_extent(sch, loop)
     if not isinstance(extent, int):
         return
-    width = lanes
-    while width > 1 and extent % width:
-        width //= 2
+    width = _vector_width(extent, lanes)
     if width > 1:
         loop, inner = sch.split(loop, [None, width])
         sch.vectorize(inner)
-    if extent // width > CHUNK // width:
-        loop, _ = sch.split(loop, [None, max(CHUNK // width, 1)])
+    if extent > CHUNK:
+        loop, _ = sch.split(loop, [None, CHUNK // width])
     sch.parallel(loop)
 
 
@@ -216,7 +208,7 @@ def rules_applied(mod, target: Target) -> dict[str, dl.ScheduleRule]:
 
 
 def pipeline(target: Target):
-    """TVM's CPU Relax pipeline with ``schedule_rest`` after fusion (for ``tvm.compile``)."""
+    """TVM's CPU Relax pipeline, FastMathTransform first, ``RULES`` after fusion (a ``tvm.compile`` pipeline)."""
     import tvm
     from tvm.relax.backend.cpu_generic import pipeline as cpu
 
