@@ -125,6 +125,7 @@ def run_onnx(
         "workloads": len({p.workload_key for p in built.heron + built.untuned}),
         "trials_per_workload": trials,
         "total_trials": total_trials,
+        "runs": runs,
         "heron_ms": heron_ms,
         "ort_ms": ort_ms,
         "speedup_vs_ort": ort_ms / heron_ms,
@@ -321,7 +322,7 @@ def write(results: dict, info: dict) -> Path:
         "# Whole models with Heron's kernels (bench/models/end_to_end.py)",
         "",
         f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
-        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of {info['runs']} interleaved runs.",
+        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of interleaved runs (`runs` per case).",
         "Heron kernels' time: ONNX cases, measured in the same run by instrumenting the VM (`Model.profile`, median of 5 runs),"
         " rest = the other functions; PyTorch case, the sum of each swapped layer's kernel latency as tuned,"
         " rest = total - that.",
