@@ -13,7 +13,8 @@ BERT-base, sequence 128: Heron's dynamic int8 linears via ``heron_core.torch.swa
 may run beside other work), ``time`` (under the benchmark lock) times both sides; the default does both.
 Resumable: every stage (model files, tuning records, built model) is kept in ``--work`` and
 skipped when present; ``heron tune`` itself measures only what is missing.
-Writes bench/results/models/models_<cpu>.json and .md.
+Writes bench/results/models/models_<cpu>.json and .md. The MetaSchedule baseline needs ``pip install -e ".[bench]"``
+(xgboost, psutil, cloudpickle: the TVM wheel does not declare them).
 """
 
 from __future__ import annotations
