@@ -114,12 +114,13 @@ def relax_from_onnx(model, custom_op: str, calls: list[dict]):
     return relax.transform.DeadCodeElimination()(mod)
 
 
-def build_relax(mod, target: dict[str, Any]):
+def build_relax(mod, target: dict[str, Any], pipeline=None):
+    """Compile a Relax module; ``pipeline(Target)`` returns the Relax pass pipeline (TVM's default if None)."""
     import tvm
 
     tgt = tvm.target.Target(target)
     with tgt:
-        return tvm.compile(mod, target=tgt)
+        return tvm.compile(mod, target=tgt, relax_pipeline=pipeline(tgt) if pipeline else "default")
 
 
 def register_function(name: str, func) -> None:
@@ -142,3 +143,28 @@ def relax_run(vm, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     if isinstance(result, (tuple, list)) or type(result).__name__ in ("Array", "Tuple"):
         return [r.numpy() for r in result]
     return [result.numpy()]
+
+
+def relax_profile(vm, arrays: Sequence[np.ndarray]) -> dict[str, float]:
+    """Seconds per called function symbol over one run of ``vm["main"]`` (the VM's instrument hook)."""
+    import time
+
+    import tvm
+
+    args = [tvm.runtime.tensor(a, tvm.cpu()) for a in arrays]
+    spent: dict[str, float] = {}
+    started: list[float] = []
+
+    def instrument(func, symbol, before_run, ret_value, *call_args):
+        if before_run:
+            started.append(time.perf_counter())
+        else:
+            spent[symbol] = spent.get(symbol, 0.0) + time.perf_counter() - started.pop()
+        return 0
+
+    vm.set_instrument(instrument)
+    try:
+        vm["main"](*args)
+    finally:
+        vm.set_instrument(None)
+    return spent

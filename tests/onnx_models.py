@@ -39,6 +39,34 @@ def fp32_model(path: Path) -> Path:
     return path
 
 
+def attention_model(path: Path) -> Path:
+    """t (2,8,32): softmax(t t^T) t -> LayerNormalization -> + t, the fp32 shape of a transformer's
+    attention (batched matmul of two activations, row reductions, element-wise ops)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("Transpose", ["t"], ["tt"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["t", "tt"], ["s"]),
+        helper.make_node("Softmax", ["s"], ["p"], axis=-1),
+        helper.make_node("MatMul", ["p", "t"], ["a"]),
+        helper.make_node("LayerNormalization", ["a", "g", "b"], ["n"], axis=-1),
+        helper.make_node("Add", ["n", "t"], ["y"]),
+    ]
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        nodes,
+        "attention",
+        [helper.make_tensor_value_info("t", TensorProto.FLOAT, [2, 8, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8, 32])],
+        [numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), n) for n in ("g", "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
 def quantize(fp32: Path, path: Path, samples: int = 8, int_inputs: bool = False) -> Path:
     """int8 QDQ (u8 activations, s8 per-channel weights) with random calibration data."""
     import onnx

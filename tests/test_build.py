@@ -85,3 +85,29 @@ def test_broken_model_file_is_one_clear_error(tmp_path):
     proc = heron("build", str(bad), "-o", str(tmp_path / "o"), db=tmp_path / "r.db")
     assert proc.returncode == 2
     assert "not a valid ONNX model" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_rest_of_the_graph_is_scheduled_and_exact(tmp_path):
+    """Every PrimFunc not on Heron's kernels gets a CPU schedule (graph_schedule), and the numbers stay TVM's."""
+    import tvm
+    from onnx_models import attention_model
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+
+    from heron_core import graph_schedule, tvm_compat
+    from heron_core.build import Model, load_onnx
+
+    path = attention_model(tmp_path / "attention.onnx")
+    mod = tvm_compat.relax_from_onnx(load_onnx(path), "none", [])
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
+    with target:
+        fused = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + cpu.legalize_passes(target))(mod)
+    rules = {name: type(rule).__name__ for name, rule in graph_schedule.rules_applied(fused, target).items()}
+    assert set(rules.values()) >= {"Matmul", "Reduction", "Injective"}, rules
+    out = tmp_path / "built"
+    out.mkdir()
+    executable = tvm_compat.build_relax(mod, {"kind": "llvm", "num-cores": 1}, graph_schedule.pipeline)
+    tvm_compat.export(executable, str(out / "model.so"))
+    inputs = [{"name": "t", "shape": [2, 8, 32], "dtype": "float32"}]
+    (out / "model.json").write_text(json.dumps({"heron_model": 1, "inputs": inputs, "outputs": ["y"], "kernels": []}))
+    rows = compare_with_onnxruntime(path, Model(out))
+    assert all(r["max_abs"] < 1e-4 for r in rows), rows

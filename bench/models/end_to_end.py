@@ -5,13 +5,16 @@
 
 Cases (``--only``): ``resnet50`` (plain-torch ResNet-50 -> ONNX -> int8 QDQ by ONNX Runtime's
 quantize_static with random calibration data; ``heron build`` vs ONNX Runtime's int8 run of the
-same file) and ``bert_torch`` (transformers BERT-base, sequence 128: Heron's dynamic int8 linears
-via ``heron_core.torch.swap_modules`` vs ``torch.ao.quantization.quantize_dynamic``).
-``--stage prepare`` makes the model files, tunes and builds (no timing: it may run beside other
-work), ``time`` (under the benchmark lock) times both sides; the default does both.
+same file, and against TVM Relax + MetaSchedule on the same file at the same total trials),
+``bert_onnx`` (BERT-base int8 QDQ, sequence 128, vs ONNX Runtime) and ``bert_torch`` (transformers
+BERT-base, sequence 128: Heron's dynamic int8 linears via ``heron_core.torch.swap_modules`` vs
+``torch.ao.quantization.quantize_dynamic``).
+``--stage prepare`` makes the model files and tunes (Heron; MetaSchedule for ResNet-50; no timing: it
+may run beside other work), ``time`` (under the benchmark lock) times both sides; the default does both.
 Resumable: every stage (model files, tuning records, built model) is kept in ``--work`` and
 skipped when present; ``heron tune`` itself measures only what is missing.
-Writes bench/results/models/models_<cpu>.json and .md.
+Writes bench/results/models/models_<cpu>.json and .md. The MetaSchedule baseline needs ``pip install -e ".[bench]"``
+(xgboost, psutil, cloudpickle: the TVM wheel does not declare them).
 """
 
 from __future__ import annotations
@@ -79,8 +82,11 @@ def prepare_resnet(work: Path) -> Path:
     return qdq
 
 
-def run_onnx(case: str, work: Path, qdq: Path, name: str, feeds: dict, trials: int, runs: int, timing: bool) -> dict | None:
-    """Tune the QDQ model's Heron workloads; when timing, build it and time it against ONNX Runtime, one thread each."""
+def run_onnx(
+    case: str, work: Path, qdq: Path, name: str, feeds: dict, trials: int, runs: int, timing: bool, metaschedule: bool = False
+) -> dict | None:
+    """Tune the QDQ model's Heron workloads (and, with ``metaschedule``, the TVM-only model with MetaSchedule at
+    the same total trials); when timing, build it and time it against ONNX Runtime (and MetaSchedule), one thread each."""
     import onnxruntime as ort
 
     from heron_core.build import build_model, compare_with_onnxruntime, find_products, load_model, load_onnx, tune_configs
@@ -88,7 +94,12 @@ def run_onnx(case: str, work: Path, qdq: Path, name: str, feeds: dict, trials: i
 
     products = find_products(load_onnx(qdq))
     db = work / f"{name}.db"
-    tune(tune_configs(products, trials, TARGET), work, db)
+    configs = tune_configs(products, trials, TARGET)
+    tune(configs, work, db)
+    total_trials = trials * sum(len(c["cases"]) for c in configs)
+    ms_dir = work / f"{name}_metaschedule"
+    if metaschedule:
+        tune_metaschedule(qdq, ms_dir, total_trials)
     if not timing:
         return None
     out = work / f"{name}_built"
@@ -99,32 +110,126 @@ def run_onnx(case: str, work: Path, qdq: Path, name: str, feeds: dict, trials: i
         records.close()
     model = load_model(out)
     check = compare_with_onnxruntime(qdq, model, threads=1)
-    check_unfused = compare_with_onnxruntime(qdq, model, threads=1, optimize=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = 1, 1
     sess = ort.InferenceSession(str(qdq), opts, providers=["CPUExecutionProvider"])
-    ort_ms, heron_ms = medians_ms([lambda: sess.run(None, feeds), lambda: model(feeds)], runs)
-    latency = {e["workload_key"]: e["latency_s"] for e in model.kernels.manifest["kernels"]} if model.kernels else {}
-    kernel_ms = sum(latency[p.workload_key] for p in built.heron) * 1e3
-    return {
+    fns = [lambda: sess.run(None, feeds), lambda: model(feeds)]
+    ms_run = metaschedule_runner(qdq, ms_dir, feeds) if metaschedule else None
+    if ms_run is not None:
+        fns.append(ms_run)
+    ort_ms, heron_ms, *ms_ms = medians_ms(fns, runs)
+    kernels_ms, rest_ms, top_rest = split_time(model, feeds)
+    result = {
         "case": case,
         "products": len(products),
         "on_heron": len(built.heron),
         "workloads": len({p.workload_key for p in built.heron + built.untuned}),
         "trials_per_workload": trials,
+        "total_trials": total_trials,
+        "runs": runs,
         "heron_ms": heron_ms,
         "ort_ms": ort_ms,
         "speedup_vs_ort": ort_ms / heron_ms,
-        "heron_kernels_ms": kernel_ms,
-        "rest_ms": heron_ms - kernel_ms,
+        "heron_kernels_ms": kernels_ms,
+        "rest_ms": rest_ms,
+        "rest_top": top_rest,
         "check_vs_ort": check,
-        "check_vs_ort_unfused_qdq": check_unfused,
     }
+    if ms_ms:
+        expected = sess.run(None, feeds)[0].astype(np.float64)  # one output (the logits)
+        ms_check = float(np.linalg.norm(ms_run().numpy() - expected) / np.linalg.norm(expected))
+        result |= {"metaschedule_ms": ms_ms[0], "speedup_vs_metaschedule": ms_ms[0] / heron_ms}
+        result["metaschedule_rel_l2_vs_ort"] = ms_check
+    return result
+
+
+def split_time(model, feeds: dict, repeats: int = 5) -> tuple[float, float, dict[str, float]]:
+    """Median ms in Heron's kernels and in the rest (VM-instrumented runs), and the rest's five largest functions."""
+    profiles = [model.profile(feeds) for _ in range(repeats)]
+    kernels = [sum(v for k, v in p.items() if k.startswith("heron.")) * 1e3 for p in profiles]
+    rest = [sum(v for k, v in p.items() if not k.startswith("heron.")) * 1e3 for p in profiles]
+    last = {k: v * 1e3 for k, v in profiles[-1].items() if not k.startswith("heron.")}
+    top = dict(sorted(last.items(), key=lambda kv: -kv[1])[:5])
+    return statistics.median(kernels), statistics.median(rest), {k[:60]: round(v, 3) for k, v in top.items()}
+
+
+def _ms_target():
+    from heron_cpu_dlboost.cpu import llvm_host_cpu
+
+    return {"kind": "llvm", "mcpu": llvm_host_cpu(), "num-cores": 1}
+
+
+def tune_metaschedule(qdq: Path, work_dir: Path, total_trials: int) -> None:
+    """TVM Relax + MetaSchedule on the same QDQ file (TVM's own lowering), ``total_trials`` over all its tasks
+    (gradient task scheduler; each round gives a task ceil(total / tasks) trials). Kept in ``work_dir``."""
+    if (work_dir / "database_tuning_record.json").exists():
+        return
+    import onnx
+    import tvm
+    from tvm.relax.backend.cpu_generic import pipeline as cpu
+    from tvm.relax.frontend.onnx import from_onnx
+    from tvm.s_tir import meta_schedule as ms
+
+    target = tvm.target.Target(_ms_target())
+    with target:  # the fused PrimFuncs compile_relax will look up (it runs the same passes)
+        fuse = tvm.transform.Sequential(cpu.library_dispatch_passes(target) + cpu.legalize_passes(target))
+        mod = fuse(from_onnx(onnx.load(str(qdq))))
+    tasks = ms.relax_integration.extract_tasks(mod, target)
+    per_iter = max(1, -(-total_trials // len(tasks)))
+    print(f"MetaSchedule: {len(tasks)} tasks, {total_trials} trials, {per_iter} per round", flush=True)
+    t = time.time()
+    # Builds in this process: LocalBuilder starts a fresh worker pool for every batch, and a fresh process
+    # importing TVM took 161 s on this loaded machine (every build timed out). The evolutionary search is
+    # shrunk to match 1-2 trials a task (its defaults sample 512 and evolve 4 times per round: ~35 s a task here).
+    strategy = ms.search_strategy.EvolutionarySearch(population_size=64, init_min_unmeasured=16, genetic_num_iters=1)
+    runner = ms.runner.LocalRunner(timeout_sec=300)
+    ms.relax_integration.tune_relax(
+        mod, {}, target, str(work_dir), max_trials_global=total_trials, num_trials_per_iter=per_iter, seed=0,
+        builder=_in_process_builder(), runner=runner, strategy=strategy,
+    )
+    (work_dir / "tuning_seconds.txt").write_text(f"{time.time() - t:.0f}\n")
+
+
+def _in_process_builder():
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir import meta_schedule as ms
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+
+    @derived_object
+    class InProcessBuilder(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            results = []
+            for item in build_inputs:
+                try:
+                    results.append(ms.builder.BuilderResult(default_export(default_build(item.mod, item.target, None)), None))
+                except Exception as exc:  # noqa: BLE001 (a candidate that does not build is a failed trial)
+                    results.append(ms.builder.BuilderResult(None, f"{type(exc).__name__}: {exc}"))
+            return results
+
+    return InProcessBuilder()
+
+
+def metaschedule_runner(qdq: Path, work_dir: Path, feeds: dict):
+    """A callable running the MetaSchedule-compiled model (None if it was not tuned)."""
+    if not (work_dir / "database_tuning_record.json").exists():
+        return None
+    import onnx
+    import tvm
+    from tvm import relax
+    from tvm.relax.frontend.onnx import from_onnx
+    from tvm.s_tir import meta_schedule as ms
+
+    mod = from_onnx(onnx.load(str(qdq)))
+    database = ms.database.JSONDatabase(work_dir=str(work_dir))
+    vm = relax.VirtualMachine(ms.relax_integration.compile_relax(database, mod, tvm.target.Target(_ms_target()), None), tvm.cpu())
+    args = [tvm.runtime.tensor(np.ascontiguousarray(v)) for v in feeds.values()]
+    return lambda: vm["main"](*args)
 
 
 def run_resnet(work: Path, trials: int, runs: int, timing: bool) -> dict | None:
     feeds = {"x": np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)}
-    return run_onnx("ResNet-50 int8 QDQ (1x3x224x224)", work, prepare_resnet(work), "resnet50", feeds, trials, runs, timing)
+    qdq = prepare_resnet(work)
+    return run_onnx("ResNet-50 int8 QDQ (1x3x224x224)", work, qdq, "resnet50", feeds, trials, runs, timing, metaschedule=True)
 
 
 # --- BERT-base, PyTorch -------------------------------------------------------------------------
@@ -340,8 +445,10 @@ def write(results: dict, info: dict) -> Path:
         "# Whole models with Heron's kernels (bench/models/end_to_end.py)",
         "",
         f"{info['date']}, {info['cpu']} (LLVM {info['llvm_cpu']}), versions {info['versions']}.",
-        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of {info['runs']} interleaved runs.",
-        "Heron kernels' time = the sum of each product's kernel latency as measured when it was tuned; rest = total - that.",
+        f"One thread on each side, pinned to one core: {info['pinning']}. Medians of interleaved runs (`runs` per case).",
+        "Heron kernels' time: ONNX cases, measured in the same run by instrumenting the VM (`Model.profile`, median of 5 runs),"
+        " rest = the other functions; PyTorch case, the sum of each swapped layer's kernel latency as tuned,"
+        " rest = total - that.",
         "",
     ]
     for name, r in results.items():
