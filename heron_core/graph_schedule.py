@@ -10,7 +10,11 @@ first match wins:
   activations. Normalized to C[S, I, J] += A[S, I, K] * B[S, J, K] as DLight's GPU rule does, then a
   register tile of ``TILE_I`` rows x ``TILE_J`` vector lanes accumulated in a local buffer over K;
   the tiles run in parallel; injective consumers (bias, quantize, ...) follow each tile.
-- DLight's ``Reduction`` (softmax, layer norm: parallel rows, vectorized injective parts).
+- ``RowReduction``: row reductions over the last axis (softmax, layer norm): cheap injective blocks
+  inlined, the rows in parallel with every block computed per row; each reduction split into vector
+  lanes and rfactored (the lanes accumulate in a vector, one horizontal step per row), the
+  injective parts vectorized.
+- DLight's ``Reduction`` (other reductions: parallel rows, vectorized injective parts).
 - ``Injective``: every block element-wise/injective (Q/DQ chains, residual adds, pads,
   transposes): all inlined into the last block, its loops fused, split into parallel chunks
   with a vectorized innermost part.
@@ -192,7 +196,75 @@ def _parallel_vectorized(sch: s_tir.Schedule, loop, lanes: int) -> None:
     sch.parallel(loop)
 
 
-RULES = (dl.cpu.GEMV(), Matmul(), dl.cpu.Reduction(), Injective(), ParallelSpatial())
+CHEAP = 400  # characters of TVMScript up to which an injective block is recomputed in each consumer:
+# a dequantize or a mean is ~150, TVM's fast exp ~4000 (this TVM has no Python TIR visitor to count nodes)
+
+
+def _expression_size(sch: s_tir.Schedule, block) -> int:
+    return len(str(sch.get(block).body))
+
+
+class RowReduction(dl.ScheduleRule):
+    def apply(self, func, target: Target, _: bool):
+        if not isinstance(func, tirx.PrimFunc):
+            return None
+        sch = s_tir.Schedule(func)
+        infos = normalize_prim_func(sch)
+        if not infos or all(b.is_injective() for b in infos):
+            return None
+        kinds = [b.dom_kind() for b in infos if not b.is_injective()]
+        rows = len(kinds[0]) - 1
+        if rows < 1 or any(k != "S" * rows + "R" for k in kinds):
+            return None
+        try:
+            return self._schedule(sch, rows, _vector_lanes(target))
+        except s_tir.ScheduleError:
+            return None
+
+    @staticmethod
+    def _schedule(sch: s_tir.Schedule, rows: int, lanes: int):
+        root = get_root_block(sch)
+        for block in sch.get_child_blocks(root)[:-1]:
+            if _is_spatial(sch, block) and (
+                len(sch.get_consumers(block)) <= 1 or _expression_size(sch, block) <= CHEAP
+            ):
+                try:
+                    sch.compute_inline(block)
+                except s_tir.ScheduleError:
+                    pass
+        partials = []  # rfactor first: it needs the reduction's loops to itself
+        for block in sch.get_child_blocks(root):
+            loops = sch.get_loops(block)
+            width = _vector_width(get_extent(sch, loops[-1]), lanes) if loops else 1
+            if _is_spatial(sch, block) or width == 1:
+                continue
+            _, lane = sch.split(loops[-1], [None, width])
+            partials.append(sch.rfactor(lane, factor_axis=rows))
+        blocks = sch.get_child_blocks(root)
+        loops = sch.get_loops(blocks[-1])
+        if len(loops) < rows or not _is_spatial(sch, blocks[-1]):
+            return None
+        row = sch.fuse(*loops[:rows]) if rows > 1 else loops[0]
+        sch.parallel(row)
+        for block in reversed(blocks[:-1]):
+            sch.compute_at(block, row, preserve_unit_loops=True)
+        for block in sch.get_child_blocks(root):
+            if len(sch.get_loops(block)) > 1 and _is_spatial(sch, block):
+                _vectorize_inner(sch, block, lanes)
+        for partial in partials:
+            loops = sch.get_loops(partial)  # row, then one per iterator: rfactor puts the lane first, k is last
+            lane, k = loops[1], loops[-1]
+            sch.reorder(k, lane)
+            sch.vectorize(lane)  # before decompose_reduction, as in Matmul
+            sch.decompose_reduction(partial, k)
+        return sch
+
+
+def _is_spatial(sch: s_tir.Schedule, block) -> bool:
+    return all(v.iter_type == tirx.IterVar.DataPar for v in sch.get(block).iter_vars)
+
+
+RULES = (dl.cpu.GEMV(), Matmul(), RowReduction(), dl.cpu.Reduction(), Injective(), ParallelSpatial())
 
 
 def rules_applied(mod, target: Target) -> dict[str, dl.ScheduleRule]:
