@@ -61,13 +61,21 @@ def _vectorize_inner(sch: s_tir.Schedule, block, lanes: int) -> None:
         sch.vectorize(inner)
 
 
+def _normalized(func):
+    """A schedule of ``func`` and its blocks' infos (DLight's normalization), or None: not a PrimFunc, no blocks."""
+    if not isinstance(func, tirx.PrimFunc):
+        return None
+    sch = s_tir.Schedule(func)
+    infos = normalize_prim_func(sch)
+    return (sch, infos) if infos else None
+
+
 class Injective(dl.ScheduleRule):
     def apply(self, func, target: Target, _: bool):
-        if not isinstance(func, tirx.PrimFunc):
+        if (normalized := _normalized(func)) is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if not infos or not all(b.is_injective() for b in infos):
+        sch, infos = normalized
+        if not all(b.is_injective() for b in infos):
             return None
         infos = dl.try_inline(sch, infos)
         lanes = _vector_lanes(target)
@@ -81,12 +89,9 @@ class Injective(dl.ScheduleRule):
 
 class ParallelSpatial(dl.ScheduleRule):
     def apply(self, func, target: Target, _: bool):
-        if not isinstance(func, tirx.PrimFunc):
+        if (normalized := _normalized(func)) is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if not infos:
-            return None
+        sch, infos = normalized
         lanes = _vector_lanes(target)  # nothing inlined: a pad inlined into a convolution costs a branch per MAC
         for info in infos:
             kinds = info.dom_kind()
@@ -206,11 +211,10 @@ def _expression_size(sch: s_tir.Schedule, block) -> int:
 
 class RowReduction(dl.ScheduleRule):
     def apply(self, func, target: Target, _: bool):
-        if not isinstance(func, tirx.PrimFunc):
+        if (normalized := _normalized(func)) is None:
             return None
-        sch = s_tir.Schedule(func)
-        infos = normalize_prim_func(sch)
-        if not infos or all(b.is_injective() for b in infos):
+        sch, infos = normalized
+        if all(b.is_injective() for b in infos):
             return None
         kinds = [b.dom_kind() for b in infos if not b.is_injective()]
         rows = len(kinds[0]) - 1

@@ -3,25 +3,13 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from importlib.util import find_spec
 
 import pytest
-from conftest import MICROKERNEL, heron
+from conftest import MICROKERNEL, heron, heron_until
+from conftest import count_records as count
 
 TARGET = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
-
-
-def count(db, status=None):
-    conn = sqlite3.connect(db)
-    q = "SELECT COUNT(*) FROM records" + (" WHERE status=?" if status else "")
-    try:
-        n = conn.execute(q, (status,) if status else ()).fetchone()[0]
-    except sqlite3.OperationalError:  # polled while the tuner is still creating the schema
-        n = 0
-    conn.close()
-    return n
 
 
 def test_tune_end_to_end_then_resume(tmp_path):
@@ -97,11 +85,7 @@ def test_config_files_json_toml_and_original_heron(tmp_path):
 def test_killed_tune_loses_nothing_and_resumes(tmp_path):
     db = tmp_path / "r.db"
     args = ["tune", *TARGET, "--shape", "M=32,K=64,N=32", "--trials", "12", "--batch-size", "4", "--quiet", "--db", str(db)]
-    proc = subprocess.Popen([sys.executable, "-m", "heron_core.cli", *args], start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not db.exists() or count(db) < 5):
-        time.sleep(0.2)
+    proc = heron_until(args, db, 5, output=subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGKILL)  # the tuner and its workers, mid-run
     proc.wait()
     done = count(db)

@@ -3,12 +3,11 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 
-from conftest import MICROKERNEL, heron
+from conftest import MICROKERNEL, heron, heron_until
+from conftest import count_records as count
 
 from heron_core.config import build_config, plan
 from heron_core.records import RecordDB
@@ -18,16 +17,6 @@ from heron_core.task import PluginRef, Task, TaskSpec
 from heron_core.tuner import Tuner
 
 TARGET = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
-
-
-def count(db) -> int:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-    finally:
-        conn.close()
 
 
 def test_json_events_are_the_only_stdout(tmp_path):
@@ -89,16 +78,7 @@ def test_cp_sat_leaves_sigint_to_python():
 def test_ctrl_c_stops_after_the_batch_and_the_same_command_resumes(tmp_path):
     db = tmp_path / "r.db"
     args = ["tune", *TARGET, "--shape", "M=32,K=64,N=32", "--trials", "40", "--batch-size", "4", "--quiet", "--db", str(db)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "heron_core.cli", *args],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and count(db) < 1:
-        time.sleep(0.05)
+    proc = heron_until(args, db, 1)
     os.killpg(proc.pid, signal.SIGINT)  # like Ctrl-C in a terminal: the tuner and its workers
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stdout + stderr

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import MICROKERNEL, heron
+from conftest import MICROKERNEL, heron, heron_until
 
 from heron_core.measure import MeasureResult, Status
 from heron_core.records import RecordDB, RecordsError
@@ -109,16 +109,7 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_records(tmp_path):
     db = tmp_path / "r.db"
     target = ["--target", "dlboost", "--target-param", f"microkernel={MICROKERNEL}"]
     args = ["tune", *target, "--shape", "M=32,K=64,N=32", "--trials", "16", "--batch-size", "4", "--quiet", "--db", str(db)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "heron_core.cli", *args],
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 300
-    while time.time() < deadline and not (db.exists() and _count(db) >= 1):
-        time.sleep(0.05)
+    proc = heron_until(args, db, 1)
     os.killpg(proc.pid, signal.SIGINT)
     time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGINT)  # the second: no waiting for the batch
@@ -131,13 +122,3 @@ def test_second_ctrl_c_stops_at_once_and_keeps_the_records(tmp_path):
     conn.close()
     assert 0 < committed < 16  # what was committed stays; a re-run resumes from it (tests/test_progress.py)
 
-
-def _count(db) -> int:
-    try:
-        conn = sqlite3.connect(db)
-        try:
-            return conn.execute("SELECT COUNT(*) FROM records").fetchone()[0]
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
