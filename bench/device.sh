@@ -34,8 +34,8 @@
 #                                after tensorcore-pack-setup on the same warm machine (its Heron + CPU plugins + OR-Tools),
 #                                carrying PACKDIR/ray.tar.xz (RAY=1 device_pack.sh) and device.sh (a call removes the carried
 #                                paths it does not name; /tmp stays): build throughput of the `local` and
-#                                `ray` runners against build workers on the device's 16-core CPU (`local` alone first, as
-#                                TAG_local, kept if Ray fails; RAY_TIMEOUT_S bounds the run with Ray)
+#                                `ray` runners against build workers on the device's 16-core CPU (`local` as TAG_local,
+#                                kept if Ray fails, then `ray` as TAG; RAY_TIMEOUT_S bounds the run with Ray)
 #
 # A new device procedure is one more function below and one line in this header and in bench/README.md.
 set -u
@@ -192,11 +192,11 @@ runner_scaling() (
     mkdir -p /tmp/ray_site && tar -C /tmp/ray_site -xJf "$1/ray.tar.xz" && export PYTHONPATH=$PYTHONPATH:/tmp/ray_site
   fi
   echo "== $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cpus; flags: $(grep -m1 -o -w -E 'amx_int8|amx_bf16|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
-  # `local` alone first (kept if Ray then fails or hangs), then every runner but rpc (the device lacks tornado)
+  # `local` alone first (kept if Ray then fails or hangs), then `ray` (the device lacks tornado for rpc)
   taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2_local" --out "$OUT" --skip ray rpc kill "${@:3}" 2>&1 \
     | tee "$OUT/runners_$2_local.log" | tail -8
   if python3 -c "import ray" 2> "$OUT/ray_import.log"; then
-    timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip rpc "${@:3}" 2>&1 \
+    timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip local rpc "${@:3}" 2>&1 \
       | tee "$OUT/runners_$2.log" | tail -14
   else
     echo "Ray does not import (ray_import.log): local runner only"
