@@ -194,10 +194,10 @@ runner_scaling() (
   echo "== $(grep -m1 'model name' /proc/cpuinfo); $(nproc) cpus; flags: $(grep -m1 -o -w -E 'amx_int8|amx_bf16|avx512_vnni' /proc/cpuinfo | sort -u | xargs)"
   # `local` alone first (kept if Ray then fails or hangs), then `ray` (the device lacks tornado for rpc)
   taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2_local" --out "$OUT" --skip ray rpc kill "${@:3}" 2>&1 \
-    | tee "$OUT/runners_$2_local.log" | tail -8
+    | tee "$OUT/runners_$2_local.log" | tail -12
   if python3 -c "import ray" 2> "$OUT/ray_import.log"; then
     timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip local rpc "${@:3}" 2>&1 \
-      | tee "$OUT/runners_$2.log" | tail -14
+      | tee "$OUT/runners_$2.log" | tail -12
   else
     echo "Ray does not import (ray_import.log): local runner only"
   fi
