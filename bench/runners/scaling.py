@@ -44,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def parse() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--trials", type=int, default=8, help="candidates per timed batch (>= 4x the most workers is best)")
+    ap.add_argument("--trials", type=int, default=8, help="candidates per timed batch (~12x the most workers: tail bound)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--op", default="gemm", help="operator of the workload (figure 8: conv2d --shape C2D1)")
     ap.add_argument("--shape", default="M=128,K=128,N=128", help="K=V,... or the operator's preset (C2D1)")
@@ -65,10 +65,9 @@ QUICK = {"number": 3, "repeat": 2, "min_repeat_ms": 0}
 
 
 def make_task(a: argparse.Namespace):
-    from heron_core.task import PluginRef, Task, TaskSpec
-
     from heron_core import cli, config
     from heron_core.registry import registry
+    from heron_core.task import PluginRef, Task, TaskSpec
 
     shape = config.parse_shape(registry().get("operator", a.op).factory, cli.parse_shape(a.shape))
     target = PluginRef(name="dlboost", params={"num_cores": 1, "microkernel": a.microkernel})
@@ -251,8 +250,8 @@ def write(a: argparse.Namespace, task, rows: list[dict], killed: dict | None) ->
     info["affinity"] = sorted(os.sched_getaffinity(0))
     one = next(r for r in rows if r["workers"] == 1)["build_s"]
     bounds = {w: sum(one) / (w * makespan(one, w)) for w in (2, 4, 8, 16) if w < len(one)}
-    result = {"machine": info, "task": task.describe(), "trials": a.trials, "repeats": a.repeats, "rows": rows, "kill": killed}
-    result["tail_bounds"] = bounds
+    result = {"machine": info, "task": task.describe(), "trials": a.trials, "repeats": a.repeats, "rows": rows, "kill": killed,
+              "tail_bounds": bounds}  # fmt: skip
     name = f"runners_{a.tag}" if a.tag else "runners"
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, name + ".json"), "w") as f:
@@ -279,9 +278,7 @@ def write(a: argparse.Namespace, task, rows: list[dict], killed: dict | None) ->
         "",
         "build s: one candidate's build in a worker (median); busy: share of the build phase the workers spent building; "
         "slowdown: build seconds against 1 worker (the machine); tail bound: the build scaling the 1-worker build times "
-        "allow at the batch barrier; build scaling = (busy / busy at 1 worker) / slowdown.",
-    ]
-    lines += [
+        "allow at the batch barrier; build scaling ~ (busy / busy at 1 worker) / slowdown.",
         "",
         f"Tail bound of this batch from the 1-worker build times (single build {statistics.median(one):.3f} s median, "
         f"{max(one):.3f} s max): " + ", ".join(f"{bound:.2f} at {w} workers" for w, bound in bounds.items()) + ".",
