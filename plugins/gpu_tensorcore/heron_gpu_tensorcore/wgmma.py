@@ -193,12 +193,10 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     raster = space.knob("raster", RASTER, "m tiles per group of the block order (L2 reuse)")
     setmaxnreg = space.knob("setmaxnreg", (0, 1), "1 = producer gives registers to consumers (setmaxnreg)")
     space.knob("persistent", (0, 1), "1 = one block per multiprocessor loops over the tiles (loads overlap epilogues)")
-    epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, 16-byte coalesced stores")
+    epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, coalesced vector stores")
     split_k = space.knob("split_k", [s for s in SPLIT_K if s <= max(1, K // 64)], "k ranges per output tile (split-K)")
     if gather is not None:
         space.knob("gather_cache", (0, 1), "im2col gather: 0 = cp.async.cg (L2), 1 = cp.async.ca (L1 too)")
-        if gather.pixels % 8:  # 16-byte stores of 8 pixels would cross into the next image's channel
-            m.Add(epilogue == 0)
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
     widths = [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)]
@@ -374,7 +372,7 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
               *reinterpret_cast<float2*>(out + HERON_OUT(row + 8, col)) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
     )
     out_t = "unsigned short" if out16 else "float"
-    epilogue = _epilogue(c, M, N, out16, cvt, store, out_t)
+    epilogue = _epilogue(c, M, N, out16, cvt, store, out_t, N if gather is None else gather.pixels)
     split_statics, split_reduce = _split_k(c, name, batch * tiles_m * tiles_n)
     if gather is None:
         out_index = f"((size_t)(r) * {N} + (c))"
@@ -585,9 +583,11 @@ __device__ unsigned int {name}_count[{slots}];
     return statics, reduce
 
 
-def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str) -> str:
+def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str, run: int) -> str:
     """A consumer's accumulators -> the output: straight from registers (epilogue 0), or staged in shared
-    memory (rows padded by 16 bytes) and copied out in coalesced 16-byte stores (epilogue 1)."""
+    memory (rows padded by 16 bytes) and copied out in coalesced stores (epilogue 1) of 16 bytes, or of 8
+    or 4 where the output's contiguous runs (``run`` elements: a convolution's pixels per image) are
+    not a multiple of 16 bytes, so that no store crosses a run or is misaligned."""
     bn, ob = c.block_n, (2 if out16 else 4)
     if not c.epilogue:
         return f"""      {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
@@ -614,7 +614,10 @@ def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_
         put = f"""asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at), "f"(d[t][i * 4 + 0]), "f"(d[t][i * 4 + 1]));
           asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};"
                        :: "r"(at + {8 * pitch}), "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));"""
-    chunks_per_row = bn * ob // 16
+    vb = next(v for v in (16, 8, 4) if run * ob % v == 0)  # bytes per store
+    chunks_per_row = bn * ob // vb
+    vec, ld = {16: ("uint4", "v4.u32 {%0, %1, %2, %3}"), 8: ("uint2", "v2.u32 {%0, %1}"), 4: ("uint1", "u32 %0")}[vb]
+    regs = ", ".join(f'"=r"(v.{f})' for f in "xyzw"[: vb // 4])
     return f"""      const unsigned int cs = c_smem + cw * {rows * pitch};
       asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");  // the previous tile's copy-out is done
 #pragma unroll
@@ -628,11 +631,10 @@ def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_
       char* out = reinterpret_cast<char*>(out_ptr) + (size_t)bz * {M * N * ob};
       for (int q = threadIdx.x % 128; q < {rows * chunks_per_row}; q += 128) {{
         const int r = q / {chunks_per_row}, cc = q % {chunks_per_row};
-        const int grow = m0 + cw * {rows} + r, gcol = n0 + cc * {16 // ob};
-        uint4 v;
-        asm volatile("ld.shared.v4.u32 {{%0, %1, %2, %3}}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                     : "r"(cs + r * {pitch} + cc * 16));
-        if (grow < {M} && gcol < {N}) *reinterpret_cast<uint4*>(out + HERON_OUT(grow, gcol) * {ob}) = v;
+        const int grow = m0 + cw * {rows} + r, gcol = n0 + cc * {vb // ob};
+        {vec} v;
+        asm volatile("ld.shared.{ld}, [%{vb // 4}];" : {regs} : "r"(cs + r * {pitch} + cc * {vb}));
+        if (grow < {M} && gcol < {N}) *reinterpret_cast<{vec}*>(out + HERON_OUT(grow, gcol) * {ob}) = v;
       }}"""
 
 
