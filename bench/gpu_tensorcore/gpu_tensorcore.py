@@ -683,10 +683,9 @@ def markdown(result: dict) -> str:
 NOTES = [
     "Notes:",
     "- Large GEMMs: cuBLAS runs Hopper's wgmma (warpgroup MMA fed by TMA), which TVM 0.27's schedule language does not "
-    "reach; Heron's kernels use WMMA fragments or mma.sync m16n8k16 with ldmatrix (the `mma` knob), both the "
-    "warp-level Tensor Core instructions of sm_80. Convolutions against cuDNN's channels-last "
-    "kernels (most likely wgmma too) are behind for that reason; the 1x1 and strided ones, gemv, scan and the small bmm "
-    "are ahead.",
+    "reach; Heron's sm_80 template (the rows without `W_`) uses WMMA fragments or mma.sync m16n8k16 with ldmatrix (the "
+    "`mma` knob), the warp-level Tensor Core instructions of sm_80; the `W_` rows (arch sm_90a) run Heron's own wgmma + "
+    "TMA template (wgmma.py: gemm, dense, bmm, and the convolutions as implicit GEMMs).",
     "- 'Heron ms' is the re-timed best (7 repeats of >= 40 ms, after tuning); for the largest GEMMs it is up to ~13% "
     "slower than the same kernel's short tuning measurement (clocks were not logged; sustained load is the likely "
     "cause); the tables use the re-timed value.",
