@@ -81,8 +81,9 @@ class TensorCoreContext(Context):
 
     # --- the template ---------------------------------------------------------------------
     def uses_wgmma(self, task: Task) -> bool:
-        """sm_90a schedules gemm, dense and bmm with the wgmma template (wgmma.py) instead."""
-        return self.target.wgmma_capable and task.op.name in wgmma.OPS
+        """sm_90a schedules gemm, dense, bmm and the convolutions it can gather with the wgmma template
+        (wgmma.py) instead."""
+        return self.target.wgmma_capable and wgmma.applies(task.op)
 
     def _dims(self, task: Task) -> tuple[int, int, int, int]:
         view = view_of(task.op)
@@ -91,7 +92,7 @@ class TensorCoreContext(Context):
     def define(self, task: Task, space: SearchSpace) -> None:
         if self.uses_wgmma(task):
             wgmma.define(space, task.op.name, self._dims(task), self.target.gpu.max_shared_per_block, _out_bytes(task),
-                         self.target.gpu.sm_count)
+                         self.target.gpu.sm_count, wgmma.gather_of(task.op))
             return
         comp = self.compute(task)
         view, gpu = comp.view, self.target.gpu
@@ -182,7 +183,8 @@ class TensorCoreContext(Context):
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         if self.uses_wgmma(task):
-            return wgmma.features(wgmma.config_of(point), self._dims(task), self.target.gpu.sm_count, _out_bytes(task))
+            cfg = wgmma.config_of(point, wgmma.gather_of(task.op))
+            return wgmma.features(cfg, self._dims(task), self.target.gpu.sm_count, _out_bytes(task))
         view = self.compute(task).view
         Mp, Np, Kp = view.padded
         fm, fn, _ = intrin.FRAGMENTS[point["frag"]]
@@ -200,7 +202,9 @@ class TensorCoreContext(Context):
         }
 
     def arg_layouts(self, task: Task) -> dict[str, BlockedLayout]:
-        return {} if self.uses_wgmma(task) else self.compute(task).view.layouts
+        if self.uses_wgmma(task) and wgmma.gather_of(task.op) is None:
+            return {}
+        return view_of(task.op).layouts
 
     def tolerance(self, task: Task) -> tuple[float, float]:
         """fp16 accumulation rounds every partial sum to 11 bits: allow 4% of the sums' typical
@@ -219,6 +223,14 @@ class TensorCoreContext(Context):
 
             batch, M, N, K = self._dims(task)
             spec = task.spec
+            gather = wgmma.gather_of(task.op)
+            if gather is not None:
+                layouts = self.arg_layouts(task)
+                shapes = (*(arg_shape(t, layouts) for t in task.op.inputs), task.op.output.shape)
+                func = wgmma.conv_prim_func(task.op, wgmma.config_of(point, gather), spec.in_dtype, spec.out_dtype, shapes,
+                                            self.target.gpu.sm_count)  # fmt: skip
+                lowering.install()
+                return lowering.mark_tirx(tvm.IRModule({"main": func}))
             func = wgmma.prim_func(task.op, wgmma.config_of(point), spec.in_dtype, spec.out_dtype, batch, M, N, K,
                                    task.op.name == "dense", self.target.gpu.sm_count)  # fmt: skip
             lowering.install()

@@ -1,6 +1,6 @@
 """Target ``tensorcore``: fp16 operators on NVIDIA Tensor Cores (CUDA WMMA, and mma.sync + ldmatrix
-on sm_80 and newer), sm_70 and newer; on sm_90a, gemm/dense/bmm in fp16 or bf16 with wgmma + TMA
-(wgmma.py)."""
+on sm_80 and newer), sm_70 and newer; on sm_90a, gemm/dense/bmm and the convolutions (implicit GEMMs)
+in fp16 or bf16 with wgmma + TMA (wgmma.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class TensorCoreParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     arch: str | None = None
     """CUDA architecture to compile for (e.g. sm_90); default: the GPU's, else sm_90. sm_90a (Hopper)
-    schedules gemm, dense and bmm with wgmma + TMA (fp16 or bf16 in, fp32 accumulation)."""
+    schedules gemm, dense, bmm and conv1d/2d/3d/dil with wgmma + TMA (fp16 or bf16 in, fp32 accumulation)."""
     device_id: int = 0
     """Which GPU to read the limits of and run on."""
     compiler: Literal["nvcc", "nvrtc"] = "nvcc"
@@ -83,23 +83,24 @@ class TensorCoreTarget(Target):
                 "target 'tensorcore' takes convolutions channels-first and stores their activations channels-last "
                 "itself (a packed argument layout, see DEVELOPERS.md): leave out channels_last=1"
             )
-        if self.wgmma_capable and op.name in wgmma.OPS:
+        if op.epilogue is not None:
+            raise ConfigError("target 'tensorcore' has no fused epilogues yet (bias, relu): use 'dlboost'")
+        if self.wgmma_capable and wgmma.applies(op):
             in_dtype, out_dtype = task.spec.in_dtype, task.spec.out_dtype
             if in_dtype not in wgmma.IN_DTYPES or out_dtype not in ("float32", in_dtype):
                 raise ConfigError(
                     "target 'tensorcore' (sm_90a, wgmma) computes fp16 or bf16 inputs with fp32 accumulation, output "
                     f"float32 or the input type, not {in_dtype} -> {out_dtype}"
                 )
-            view = view_of(op)
-            wgmma.check_shape(op.name, view.M, view.N, view.K)
+            if op.name in wgmma.OPS:  # (a convolution's gather needs only C % 8 == 0, which applies() asks)
+                view = view_of(op)
+                wgmma.check_shape(op.name, view.M, view.N, view.K)
             return
         if task.spec.in_dtype != "float16" or task.spec.out_dtype not in OUT_DTYPES:
             raise ConfigError(
                 "target 'tensorcore' computes fp16 x fp16 with fp16 or fp32 accumulation (in_dtype float16, out_dtype "
                 f"float16 or float32), not {task.spec.in_dtype} -> {task.spec.out_dtype}"
             )
-        if op.epilogue is not None:
-            raise ConfigError("target 'tensorcore' has no fused epilogues yet (bias, relu): use 'dlboost'")
 
     def tvm_target(self) -> dict:
         return {"kind": "cuda", "arch": self.arch}

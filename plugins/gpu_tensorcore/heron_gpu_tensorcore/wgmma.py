@@ -25,15 +25,27 @@ Shared operands are TMA boxes of swizzle-width rows (``swizzle`` / 2 elements): 
 transposed by wgmma's tnspB) as block_n / width boxes of [block_k, width]. Out-of-bounds reads are
 zero (TMA), stores are guarded, so M, N and K need no padding (K and N: multiples of 8, TMA's
 16-byte strides).
+
+Convolutions (conv1d/2d/3d, dil; channels-last NHWC activations, KRSC weights) are implicit GEMMs on
+the same pipeline (``Gather``): M = output channels, A = the weights [K, taps x C] by TMA as above;
+N = the output pixels of all images, B^T = their im2col rows, which no TMA box describes (taps,
+strides, dilation, zero padding), so the whole producer warpgroup gathers them: 16-byte cp.async
+copies of 8 channels (zero-filled where a tap falls in the padding) into the swizzled K-major layout
+a TMA box of [block_n, width] would have left, the same layout the consumers' descriptors read. A
+thread waits for its copies `lag` (stages - 2) stages later, fences them into the async proxy and
+arrives on that stage's full barrier (count 1 + 128: the TMA's expect_tx and every producer thread).
+The epilogue writes C[k, pixel] into the NK(D)HW output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 from heron_core.errors import ConfigError
 
 OPS = ("gemm", "dense", "bmm")
+CONV_OPS = ("conv1d", "conv2d", "conv3d", "dil")  # implicit GEMMs: B gathered by cp.async (Gather)
 IN_DTYPES = ("float16", "bfloat16")
 WARPGROUP = 128
 BLOCK_N = (64, 128, 192, 256)  # wgmma n (a multiple of 8 up to 256), a whole number of 64-element swizzle rows
@@ -47,6 +59,8 @@ M_TILES = (1, 2)  # m64 wgmma tiles per consumer warpgroup
 RASTER = (1, 4, 8, 16)
 SPLIT_K = (1, 2, 3, 4, 6, 8)  # k ranges per output tile (split-K), for shapes of fewer tiles than multiprocessors
 PRODUCER_REGISTERS = 40
+GATHER_PRODUCER_REGISTERS = 56  # a gathering producer computes addresses: more than the TMA issuer's 40
+GATHER_THREADS = WARPGROUP  # the producer warpgroup's threads each gather part of every stage
 REGISTER_FILE = 65536
 RESERVED_REGISTERS = 40  # descriptors, addresses, loop state next to the accumulators
 SMEM_ALIGN = 1024  # a 128-byte swizzle atom (8 rows): stage buffers start on it
@@ -68,6 +82,8 @@ class Config:
     persistent: int
     epilogue: int
     split_k: int = 1
+    gather_cache: int = 0  # convolutions: 1 = cp.async.ca (through L1: taps re-read pixels), 0 = .cg
+    producer_registers: int = PRODUCER_REGISTERS
 
     @property
     def block_m(self) -> int:
@@ -97,19 +113,60 @@ class Config:
 
     @property
     def consumer_registers(self) -> int:
-        return consumer_registers(self.consumers, self.setmaxnreg)
+        return consumer_registers(self.consumers, self.setmaxnreg, self.producer_registers)
 
 
-def consumer_registers(consumers: int, setmaxnreg: int) -> int:
-    """Registers a consumer thread may use: with setmaxnreg, what the producer's 40 leave of the file;
+def consumer_registers(consumers: int, setmaxnreg: int, producer: int = PRODUCER_REGISTERS) -> int:
+    """Registers a consumer thread may use: with setmaxnreg, what the producer's leave of the file;
     otherwise the cap __launch_bounds__(threads) implies (at most 255, in steps of 8)."""
     if setmaxnreg:
-        return (REGISTER_FILE // WARPGROUP - PRODUCER_REGISTERS) // consumers // 8 * 8
+        return (REGISTER_FILE // WARPGROUP - producer) // consumers // 8 * 8
     return min(255, REGISTER_FILE // (WARPGROUP * (1 + consumers)) // 8 * 8)
 
 
-def config_of(point) -> Config:
-    return Config(**{k: point[k] for k in Config.__dataclass_fields__ if k in point or k != "split_k"})
+KNOB_DEFAULTS = {"split_k": 1, "gather_cache": 0}  # knobs that points measured before them lack
+
+
+def config_of(point, gather: Gather | None = None) -> Config:
+    knobs = {k: point.get(k, KNOB_DEFAULTS.get(k)) for k in Config.__dataclass_fields__ if k != "producer_registers"}
+    return Config(**knobs, producer_registers=GATHER_PRODUCER_REGISTERS if gather else PRODUCER_REGISTERS)
+
+
+@dataclass(frozen=True)
+class Gather:
+    """A convolution as an implicit GEMM: what the producer needs to gather B^T[pixel, (taps, c)]."""
+
+    images: int
+    channels: int
+    in_extents: tuple[int, ...]
+    out_extents: tuple[int, ...]
+    kernel_extents: tuple[int, ...]
+    stride: int
+    pad: int
+    dilation: int
+
+    @property
+    def pixels(self) -> int:
+        return prod(self.out_extents)
+
+
+def gather_of(op) -> Gather | None:
+    """The convolution's gather, or None for gemm, dense and bmm."""
+    if op.name not in CONV_OPS:
+        return None
+    s = op.shape
+    return Gather(s.N, s.C, s.in_extents, s.out_extents, s.kernel_extents, s.stride, s.pad, s.dilation)
+
+
+def applies(op) -> bool:
+    """Whether the wgmma template takes this operator: gemm, dense, bmm, and ungrouped channels-first
+    convolutions whose channels fill 16-byte copies and whose images' pixels pair up in the output."""
+    if op.name in OPS:
+        return True
+    if op.name not in CONV_OPS:
+        return False
+    s = op.shape
+    return getattr(s, "group_count", 1) == 1 and not s.channels_last and s.C % 8 == 0 and prod(s.out_extents) % 2 == 0
 
 
 def check_shape(op_name: str, M: int, N: int, K: int) -> None:
@@ -121,11 +178,12 @@ def check_shape(op_name: str, M: int, N: int, K: int) -> None:
 
 
 # --- the space -----------------------------------------------------------------------------
-def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int, out_bytes: int, sm_count: int) -> None:
+def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int, out_bytes: int, sm_count: int,
+           gather: Gather | None = None) -> None:
     """The knobs of the wgmma template and the rules between them, as CP-SAT constraints."""
     batch, M, N, K = dims
     m = space.model
-    b_kmajor = op_name == "dense"
+    b_kmajor = op_name == "dense" or gather is not None
     block_n = space.knob("block_n", [n for n in BLOCK_N if n <= max(64, -(-N // 64) * 64)], "wgmma n (block tile along n)")
     block_k = space.knob("block_k", [k for k in BLOCK_K if k <= max(32, -(-K // 32) * 32)], "k per pipeline stage")
     swizzle = space.knob("swizzle", SWIZZLES, "shared-memory swizzle (bytes per row) of the TMA boxes and descriptors")
@@ -135,8 +193,10 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     raster = space.knob("raster", RASTER, "m tiles per group of the block order (L2 reuse)")
     setmaxnreg = space.knob("setmaxnreg", (0, 1), "1 = producer gives registers to consumers (setmaxnreg)")
     space.knob("persistent", (0, 1), "1 = one block per multiprocessor loops over the tiles (loads overlap epilogues)")
-    epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, 16-byte coalesced stores")
+    epilogue = space.knob("epilogue", (0, 1), "0 = registers -> output; 1 = through shared memory, coalesced vector stores")
     split_k = space.knob("split_k", [s for s in SPLIT_K if s <= max(1, K // 64)], "k ranges per output tile (split-K)")
+    if gather is not None:
+        space.knob("gather_cache", (0, 1), "im2col gather: 0 = cp.async.cg (L2), 1 = cp.async.ca (L1 too)")
     # the swizzle width (elements per swizzled row) divides block_k, and block_n where B is MN-major
     width = space.var(16, 64, "swizzle_width")
     widths = [s // 2 if s in SWIZZLES else 0 for s in range(min(SWIZZLES), max(SWIZZLES) + 1)]
@@ -185,7 +245,8 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     combos = [(c, r) for c in CONSUMERS for r in (0, 1)]
     key = space.var(0, len(combos) - 1)
     m.Add(key == 2 * (consumers - min(CONSUMERS)) + setmaxnreg)
-    m.AddElement(key, [consumer_registers(c, r) for c, r in combos], budget)
+    producer = GATHER_PRODUCER_REGISTERS if gather else PRODUCER_REGISTERS
+    m.AddElement(key, [consumer_registers(c, r, producer) for c, r in combos], budget)
     m.Add(space.product([m_tiles, block_n], 512) + 2 * RESERVED_REGISTERS <= 2 * budget)
 
 
@@ -217,13 +278,63 @@ def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int, out_by
 
 
 # --- the device helper --------------------------------------------------------------------
-def helper_name(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, in_dtype: str, out_dtype: str) -> str:
+def helper_name(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, in_dtype: str, out_dtype: str,
+                gather: Gather | None = None) -> str:
     batch, M, N, K = dims
-    tag = "_".join(str(v) for v in (*cfg.__dict__.values(), batch, M, N, K, int(b_kmajor)))
+    geometry = () if gather is None else (*gather.in_extents, *gather.kernel_extents, gather.stride, gather.pad, gather.dilation)
+    tag = "_".join(str(v) for v in (*cfg.__dict__.values(), batch, M, N, K, int(b_kmajor), *geometry))
     return f"heron_wgmma_{in_dtype[0]}{out_dtype[-2:]}_{tag}"
 
 
-def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, in_dtype: str, out_dtype: str) -> str:
+def _gather_loads(c: Config, g: Gather, N: int, K: int) -> str:
+    """The producer warpgroup's im2col copies of one stage: thread t takes 16-byte chunk t % (block_k / 8)
+    of rows t / (block_k / 8) + p * (128 / (block_k / 8)); a chunk is 8 channels of one tap of one output
+    pixel, written where the swizzled TMA box [block_n, width] would hold it (address bits 7.. XORed into
+    4..), zero-filled (src-size 0) in the padding and past N or K. (Unrolled 4 rows at a time: fully
+    unrolled, the hoisted addresses spill.)"""
+    cpr = c.block_k // 8
+    rpp = GATHER_THREADS // cpr
+    dims = range(len(g.in_extents))
+    taps = []
+    for d in reversed(dims):
+        e = g.kernel_extents[d]
+        taps.append(f"const int t{d} = tap % {e}; tap /= {e};" if d else f"const int t{d} = tap;")
+    pix = []
+    for d in reversed(dims):
+        e = g.out_extents[d]
+        pix.append(f"const int o{d} = n % {e}; n /= {e};")
+    coords = " ".join(f"const int i{d} = o{d} * {g.stride} + off{d};" for d in dims)
+    inside = " && ".join(f"(unsigned)i{d} < {g.in_extents[d]}u" for d in dims)
+    offset = "(size_t)n"
+    for d in dims:
+        offset = f"({offset} * {g.in_extents[d]} + i{d})"
+    mask = (c.swizzle // 16 - 1) << 4
+    op = "ca" if c.gather_cache else "cg"
+    return f"""{{
+          const int k = kt * {c.block_k} + 8 * col;
+          int tap = k / {g.channels};
+          const int ch = k - tap * {g.channels};
+          {" ".join(taps)}
+          {" ".join(f"const int off{d} = t{d} * {g.dilation} - {g.pad};" for d in dims)}
+          const unsigned int box = sB + ((8 * col) / {c.width}) * {c.block_n * c.swizzle} + ((8 * col) % {c.width}) * 2;
+#pragma unroll 4
+          for (int p = 0; p < {c.block_n // rpp}; ++p) {{
+            const int r = tid / {cpr} + p * {rpp};
+            int n = n0 + r;
+            const bool row_ok = n < {N} && k < {K};
+            {" ".join(pix)}
+            {coords}
+            const bool ok = row_ok && {inside};
+            const unsigned short* src = ok ? xg + {offset} * {g.channels} + ch : xg;
+            const unsigned int at = box + r * {c.swizzle};
+            asm volatile("cp.async.{op}.shared.global [%0], [%1], 16, %2;\\n"
+                         :: "r"(at ^ ((at >> 3) & {mask}u)), "l"(src), "r"(ok ? 16 : 0) : "memory");
+          }}
+        }}"""
+
+
+def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, in_dtype: str, out_dtype: str,
+                  gather: Gather | None = None) -> str:
     """CUDA of the __device__ helper that is the whole kernel body (every thread of the block calls it)."""
     batch, M, N, K = dims
     ab = "f16" if in_dtype == "float16" else "bf16"
@@ -244,25 +355,75 @@ def helper_source(cfg: Config, dims: tuple[int, int, int, int], b_kmajor: bool, 
         b_loads = f"""for (int j = 0; j < {bn // w}; ++j)
           heron_tma3(sB + j * {bk * sw}, tmB, full, n0 + j * {w}, kt * {bk}, bz);"""
         b_desc = f"heron_desc(sB + kk * 16 * {sw}, {bk * sw}, {8 * sw})"
-    name = helper_name(cfg, dims, b_kmajor, in_dtype, out_dtype)
+    name = helper_name(cfg, dims, b_kmajor, in_dtype, out_dtype, gather)
     regs = c.consumer_registers
-    dec = f'asm volatile("setmaxnreg.dec.sync.aligned.u32 {PRODUCER_REGISTERS};\\n");' if c.setmaxnreg else ""
+    dec = f'asm volatile("setmaxnreg.dec.sync.aligned.u32 {c.producer_registers};\\n");' if c.setmaxnreg else ""
     inc = f'asm volatile("setmaxnreg.inc.sync.aligned.u32 {regs};\\n");' if c.setmaxnreg else ""
     store = (
         f"""unsigned int h0, h1;
             asm("{cvt} %0, %2, %1;" : "=r"(h0) : "f"(dd[i * 4 + 0]), "f"(dd[i * 4 + 1]));
             asm("{cvt} %0, %2, %1;" : "=r"(h1) : "f"(dd[i * 4 + 2]), "f"(dd[i * 4 + 3]));
-            if (row < {M}) *reinterpret_cast<unsigned int*>(out + (size_t)row * {N} + col) = h0;
-            if (row + 8 < {M}) *reinterpret_cast<unsigned int*>(out + (size_t)(row + 8) * {N} + col) = h1;"""
+            if (row < {M}) *reinterpret_cast<unsigned int*>(out + HERON_OUT(row, col)) = h0;
+            if (row + 8 < {M}) *reinterpret_cast<unsigned int*>(out + HERON_OUT(row + 8, col)) = h1;"""
         if out16
         else f"""if (row < {M})
-              *reinterpret_cast<float2*>(out + (size_t)row * {N} + col) = make_float2(dd[i * 4 + 0], dd[i * 4 + 1]);
+              *reinterpret_cast<float2*>(out + HERON_OUT(row, col)) = make_float2(dd[i * 4 + 0], dd[i * 4 + 1]);
             if (row + 8 < {M})
-              *reinterpret_cast<float2*>(out + (size_t)(row + 8) * {N} + col) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
+              *reinterpret_cast<float2*>(out + HERON_OUT(row + 8, col)) = make_float2(dd[i * 4 + 2], dd[i * 4 + 3]);"""
     )
     out_t = "unsigned short" if out16 else "float"
-    epilogue = _epilogue(c, M, N, out16, cvt, store, out_t)
+    epilogue = _epilogue(c, M, N, out16, cvt, store, out_t, N if gather is None else gather.pixels)
     split_statics, split_reduce = _split_k(c, name, batch * tiles_m * tiles_n)
+    if gather is None:
+        out_index = f"((size_t)(r) * {N} + (c))"
+        b_param = "unsigned long long tmB"
+        producer = f"""if (threadIdx.x == 0) {{
+      int it = 0;
+      for (int tile = blockIdx.x; tile < {batch} * TILES * SPLITS; tile += gridDim.x) {{
+        HERON_TILE(tile)
+        for (int kt = kb; kt < ke; ++kt, ++it) {{
+          const int s = it % {c.stages};
+          if (it >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((it / {c.stages}) - 1) & 1);
+          const unsigned int full = bars + 8 * s;
+          heron_bar_expect(full, {c.stage_bytes});
+          const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
+          for (int j = 0; j < {bk // w}; ++j)
+            heron_tma3(sA + j * {a_box_bytes}, tmA, full, kt * {bk} + j * {w}, m0, bz);
+          {b_loads}
+        }}
+      }}
+    }}"""
+    else:  # C[k, pixel] -> out[image, k, pixel]; every producer thread gathers, `lag` stages behind
+        px, lag = gather.pixels, max(0, c.stages - 2)
+        out_index = f"(((size_t)((c) / {px}) * {M} + (r)) * {px} + (c) % {px})"
+        b_param = "const void* x_ptr"
+        producer = f"""const unsigned short* xg = static_cast<const unsigned short*>(x_ptr);
+    const int tid = threadIdx.x, col = tid % {bk // 8};
+    int it = 0;
+    for (int tile = blockIdx.x; tile < {batch} * TILES * SPLITS; tile += gridDim.x) {{
+      HERON_TILE(tile)
+      for (int kt = kb; kt < ke; ++kt, ++it) {{
+        const int s = it % {c.stages};
+        if (it >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((it / {c.stages}) - 1) & 1);
+        const unsigned int full = bars + 8 * s;
+        const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
+        if (tid == 0) {{
+          heron_bar_expect(full, {c.block_m * bk * 2});
+          for (int j = 0; j < {bk // w}; ++j)
+            heron_tma3(sA + j * {a_box_bytes}, tmA, full, kt * {bk} + j * {w}, m0, bz);
+        }}
+        {_gather_loads(c, gather, N, K)}
+        asm volatile("cp.async.commit_group;\\n" ::: "memory");
+        if (it >= {lag}) {{  // this thread's copies of stage it - lag have landed: hand them to the async proxy
+          asm volatile("cp.async.wait_group {lag};\\n" ::: "memory");
+          asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
+          heron_bar_arrive(bars + 8 * ((it - {lag}) % {c.stages}));
+        }}
+      }}
+    }}
+    asm volatile("cp.async.wait_group 0;\\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
+    for (int j = max(it - {lag}, 0); j < it; ++j) heron_bar_arrive(bars + 8 * (j % {c.stages}));"""
     return f"""
 #ifndef HERON_WGMMA_COMMON
 #define HERON_WGMMA_COMMON
@@ -298,13 +459,14 @@ __device__ __forceinline__ unsigned long long heron_desc_raw(unsigned int addr, 
 }}
 #endif
 #define heron_desc(addr, lbo, sbo) heron_desc_raw((addr), (lbo), (sbo), {SWIZZLE_WGMMA[sw]}ull)
+#define HERON_OUT(r, c) {out_index}
 {split_statics}__device__ __forceinline__ void {name}_mma(float* d, unsigned long long da, unsigned long long db) {{
   asm volatile("{{\\n.reg .pred p;\\nsetp.ne.b32 p, %{n_acc + 2}, 0;\\n"
                "wgmma.mma_async.sync.aligned.m64n{bn}k16.f32.{ab}.{ab} {{{acc_list}}},"
                " %{n_acc}, %{n_acc + 1}, p, 1, 1, 0, {0 if b_kmajor else 1};\\n}}\\n"
                : {acc_ops} : "l"(da), "l"(db), "r"(1));
 }}
-__device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long long tmB, void* out_ptr, unsigned char* pool) {{
+__device__ __forceinline__ void {name}(unsigned long long tmA, {b_param}, void* out_ptr, unsigned char* pool) {{
   const unsigned int base = (heron_smem(pool) + {SMEM_ALIGN - 1}) & ~{SMEM_ALIGN - 1}u;
   const unsigned int a_smem = base, b_smem = base + {c.stages * c.block_m * bk * 2};
   const unsigned int bars = base + {c.stages * c.stage_bytes};  // full[stages], empty[stages]
@@ -312,7 +474,7 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
   const int wg = threadIdx.x / {WARPGROUP};
   if (threadIdx.x == 0) {{
     for (int s = 0; s < {c.stages}; ++s) {{
-      heron_bar_init(bars + 8 * s, 1);
+      heron_bar_init(bars + 8 * s, {1 + GATHER_THREADS if gather else 1});
       heron_bar_init(bars + 8 * ({c.stages} + s), {4 * c.consumers});
     }}
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
@@ -331,22 +493,7 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
   const int m0 = (first_m + (pid % GROUP) % rows) * {c.block_m}, n0 = ((pid % GROUP) / rows) * {bn};
   if (wg == 0) {{
     {dec}
-    if (threadIdx.x == 0) {{
-      int it = 0;
-      for (int tile = blockIdx.x; tile < {batch} * TILES * SPLITS; tile += gridDim.x) {{
-        HERON_TILE(tile)
-        for (int kt = kb; kt < ke; ++kt, ++it) {{
-          const int s = it % {c.stages};
-          if (it >= {c.stages}) heron_bar_wait(bars + 8 * ({c.stages} + s), ((it / {c.stages}) - 1) & 1);
-          const unsigned int full = bars + 8 * s;
-          heron_bar_expect(full, {c.stage_bytes});
-          const unsigned int sA = a_smem + s * {c.block_m * bk * 2}, sB = b_smem + s * {bn * bk * 2};
-          for (int j = 0; j < {bk // w}; ++j)
-            heron_tma3(sA + j * {a_box_bytes}, tmA, full, kt * {bk} + j * {w}, m0, bz);
-          {b_loads}
-        }}
-      }}
-    }}
+    {producer}
   }} else {{
     {inc}
     const int cw = wg - 1, lane = threadIdx.x % 32, warp = (threadIdx.x / 32) % 4;
@@ -387,6 +534,7 @@ __device__ __forceinline__ void {name}(unsigned long long tmA, unsigned long lon
 #undef HERON_TILE
 }}
 #undef heron_desc
+#undef HERON_OUT
 """
 
 
@@ -435,9 +583,11 @@ __device__ unsigned int {name}_count[{slots}];
     return statics, reduce
 
 
-def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str) -> str:
+def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_t: str, run: int) -> str:
     """A consumer's accumulators -> the output: straight from registers (epilogue 0), or staged in shared
-    memory (rows padded by 16 bytes) and copied out in coalesced 16-byte stores (epilogue 1)."""
+    memory (rows padded by 16 bytes) and copied out in coalesced stores (epilogue 1) of 16 bytes, or of 8
+    or 4 where the output's contiguous runs (``run`` elements: a convolution's pixels per image) are
+    not a multiple of 16 bytes, so that no store crosses a run or is misaligned."""
     bn, ob = c.block_n, (2 if out16 else 4)
     if not c.epilogue:
         return f"""      {out_t}* out = reinterpret_cast<{out_t}*>(out_ptr) + (size_t)bz * {M * N};
@@ -464,7 +614,10 @@ def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_
         put = f"""asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};" :: "r"(at), "f"(d[t][i * 4 + 0]), "f"(d[t][i * 4 + 1]));
           asm volatile("st.shared.v2.f32 [%0], {{%1, %2}};"
                        :: "r"(at + {8 * pitch}), "f"(d[t][i * 4 + 2]), "f"(d[t][i * 4 + 3]));"""
-    chunks_per_row = bn * ob // 16
+    vb = next(v for v in (16, 8, 4) if run * ob % v == 0)  # bytes per store
+    chunks_per_row = bn * ob // vb
+    vec, ld = {16: ("uint4", "v4.u32 {%0, %1, %2, %3}"), 8: ("uint2", "v2.u32 {%0, %1}"), 4: ("uint1", "u32 %0")}[vb]
+    regs = ", ".join(f'"=r"(v.{f})' for f in "xyzw"[: vb // 4])
     return f"""      const unsigned int cs = c_smem + cw * {rows * pitch};
       asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + cw) : "memory");  // the previous tile's copy-out is done
 #pragma unroll
@@ -478,11 +631,10 @@ def _epilogue(c: Config, M: int, N: int, out16: bool, cvt: str, store: str, out_
       char* out = reinterpret_cast<char*>(out_ptr) + (size_t)bz * {M * N * ob};
       for (int q = threadIdx.x % 128; q < {rows * chunks_per_row}; q += 128) {{
         const int r = q / {chunks_per_row}, cc = q % {chunks_per_row};
-        const int grow = m0 + cw * {rows} + r, gcol = n0 + cc * {16 // ob};
-        uint4 v;
-        asm volatile("ld.shared.v4.u32 {{%0, %1, %2, %3}}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-                     : "r"(cs + r * {pitch} + cc * 16));
-        if (grow < {M} && gcol < {N}) *reinterpret_cast<uint4*>(out + ((size_t)grow * {N} + gcol) * {ob}) = v;
+        const int grow = m0 + cw * {rows} + r, gcol = n0 + cc * {vb // ob};
+        {vec} v;
+        asm volatile("ld.shared.{ld}, [%{vb // 4}];" : {regs} : "r"(cs + r * {pitch} + cc * {vb}));
+        if (grow < {M} && gcol < {N}) *reinterpret_cast<{vec}*>(out + HERON_OUT(grow, gcol) * {ob}) = v;
       }}"""
 
 
@@ -528,5 +680,44 @@ def prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, batch: int, M: int
             _lane = T.lane_id([32])
             pool = T.alloc_buffer((0,), "uint8", scope="shared.dyn")
             T.evaluate(T.cuda.func_call(name, T.address_of(ta), T.address_of(tb), C.data, pool.data, source_code=source))
+
+    return kernel
+
+
+def conv_prim_func(op, cfg: Config, in_dtype: str, out_dtype: str, shapes: tuple[tuple[int, ...], ...], sm_count: int):
+    """The implicit-GEMM convolution kernel for one point: the weights' TMA descriptor ([K, taps x C],
+    KRSC), the channels-last activations by address (``shapes``: the packed x, w and the output)."""
+    from tvm.script import tirx as T
+
+    g = gather_of(op)
+    M, N, K = op.shape.K, g.images * g.pixels, g.channels * prod(g.kernel_extents)
+    dims = (1, M, N, K)
+    name = helper_name(cfg, dims, True, in_dtype, out_dtype, g)
+    source = helper_source(cfg, dims, True, in_dtype, out_dtype, g)
+    w, bm = cfg.width, cfg.block_m
+    swz = SWIZZLE_TMA[cfg.swizzle]
+    warps = cfg.threads // 32
+    tiles = -(-M // bm) * -(-N // cfg.block_n)
+    grid = min(tiles * cfg.split_k, sm_count) if cfg.persistent else tiles * cfg.split_k
+    smem = cfg.smem_bytes(2 if out_dtype != "float32" else 4)
+    x_shape, w_shape, out_shape = shapes
+
+    @T.prim_func
+    def kernel(
+        X: T.Buffer(x_shape, in_dtype),
+        W: T.Buffer(w_shape, in_dtype),
+        C: T.Buffer(out_shape, out_dtype),
+    ):
+        T.func_attr({"tirx.noalias": True})
+        ta: T.let[T.TensorMap()] = T.tvm_stack_alloca("tensormap", 1)
+        T.tensormap_encode_tiled(ta, W.data, K, M, 1, K * 2, M * K * 2, w, bm, 1, 1, 1, 1,
+                                 descriptor_dtype=in_dtype, rank=3, interleave=0, swizzle=swz, l2_promotion=2,
+                                 oob_fill=0, force_cu_dtype=-1)  # fmt: skip
+        with T.attr({"tirx.device_entry": T.bool(True), "tirx.dyn_smem_bytes": smem}):
+            _bx = T.cta_id([grid])
+            _warp = T.warp_id([warps])
+            _lane = T.lane_id([32])
+            pool = T.alloc_buffer((0,), "uint8", scope="shared.dyn")
+            T.evaluate(T.cuda.func_call(name, T.address_of(ta), X.data, C.data, pool.data, source_code=source))
 
     return kernel

@@ -87,3 +87,43 @@ def test_points_compile_to_wgmma_and_tma_for_sm90a(cuda_build, op, tmp_path):
     info = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
                           check=True, capture_output=True, text=True).stderr  # fmt: skip
     assert "0 bytes spill stores" in info and "C7508" not in info  # setmaxnreg honoured, accumulators in registers
+
+
+CONVS = {  # implicit GEMMs: weights by TMA, the im2col rows gathered by cp.async (zero-filled padding)
+    "conv2d": {"N": 2, "C": 64, "H": 14, "W": 14, "K": 128, "R": 3, "S": 3, "stride": 1, "pad": 1},
+    "conv1d": {"N": 2, "C": 32, "W": 30, "K": 64, "S": 3, "stride": 2, "pad": 2},
+    "conv3d": {"N": 1, "C": 16, "D": 4, "H": 6, "W": 6, "K": 64, "T": 3, "R": 3, "S": 3, "stride": 1, "pad": 1},
+}
+
+
+def test_convolutions_take_the_wgmma_template_where_they_can_be_gathered():
+    conv = task("conv2d", CONVS["conv2d"], "float16", "float16")
+    assert conv.context.uses_wgmma(conv) and set(conv.context.arg_layouts(conv)) == {"x", "w"}
+    odd = task("conv2d", {**CONVS["conv2d"], "C": 12}, "float16", "float16")  # 12 channels: no 16-byte chunks
+    assert not odd.context.uses_wgmma(odd)
+    points = SearchSpace(conv).sample(8, random.Random(2))
+    assert all(wgmma.config_of(p, wgmma.gather_of(conv.op)).producer_registers == wgmma.GATHER_PRODUCER_REGISTERS
+               for p in points)  # fmt: skip
+    pixels = task("conv2d", {**CONVS["conv2d"], "H": 7, "W": 7, "N": 2}, "float16", "float16")  # 25 pixels per image
+    assert not pixels.context.uses_wgmma(pixels)
+
+
+@pytest.mark.parametrize("op", sorted(CONVS))
+def test_conv_points_compile_to_wgmma_with_a_cp_async_gather(cuda_build, op, tmp_path):
+    t = task(op, CONVS[op], "float16", "float16")
+    point = SearchSpace(t).sample(4, random.Random(5))[0]
+    src = cuda_build(t, point)
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc")
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    arch = ["-gencode", "arch=compute_90a,code=sm_90a"]
+    subprocess.run(["nvcc", *arch, "-ptx", "-o", str(tmp_path / "k.ptx"), str(cu)], check=True, capture_output=True)
+    ptx = (tmp_path / "k.ptx").read_text()
+    assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.f16\.f16", ptx)
+    assert "cp.async.bulk.tensor.3d" in ptx  # the weights
+    assert re.search(r"cp\.async\.c[ag]\.shared\.global(\.L2::\w+)? \[%r\d+\], \[%rd\d+\], 16, %r\d+", ptx)  # zero-fill
+    assert "fence.proxy.async.shared::cta" in ptx and "cp.async.wait_group" in ptx
+    info = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                          check=True, capture_output=True, text=True).stderr  # fmt: skip
+    assert "0 bytes spill stores" in info and "C7508" not in info
