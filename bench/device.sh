@@ -186,8 +186,9 @@ tensorcore_pack_run() (
 )
 
 runner_scaling() (
-  [ -f /tmp/heron_site/env.sh ] || { echo "no /tmp/heron_site: run tensorcore-pack-setup in the call just before"; exit 3; }
-  source /tmp/heron_site/env.sh
+  local site=${HERON_SITE:-/tmp/heron_site}
+  [ -f "$site/env.sh" ] || { echo "no $site: run tensorcore-pack-setup in the call just before"; exit 3; }
+  source "$site/env.sh"
   if [ -f "$1/ray.tar.xz" ]; then
     mkdir -p /tmp/ray_site && tar -C /tmp/ray_site -xJf "$1/ray.tar.xz" && export PYTHONPATH=$PYTHONPATH:/tmp/ray_site
   fi
