@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from heron_cpu_dlboost.target import DLBoostTarget
 
 TILE_BYTES = LANES * REDUCE  # one micro-kernel operand: 64 bytes
+TAPS, DIRECT = 0, 1  # the ``kernel`` knob's values
 
 
 def is_depthwise(task: Task) -> bool:
@@ -123,6 +124,92 @@ class DepthwiseContext(Context):
         out = te.compute(op.output.shape, copy, name="out")
         return te.create_prim_func([x, w, out])
 
+    def _compute_direct(self, task: Task):
+        """The direct kernel: acc[n, b, *o, l] = sum over taps of x_pad (u8, zero-padded, 16 channels a row)
+        times w_taps (the weights widened to int16, one row of 16 channels per tap)."""
+        from tvm import te, tirx
+
+        op, s = task.op, task.op.shape
+        shape = DepthwiseShape.of(task)
+        last, mult = s.channels_last, s.K // s.C
+        outs, kernel, ins = s.out_extents, s.kernel_extents, s.in_extents
+        x = te.placeholder(op.tensor("x").shape, op.tensor("x").dtype, name="x")
+        w = te.placeholder(TapBlockedLayout(lanes=LANES, reduce=REDUCE).shape(op.tensor("w").shape), "int8", name="w")
+        window = [(o - 1) * s.stride + (k - 1) * s.dilation + 1 for o, k in zip(outs, kernel)]
+
+        def pad(n, b, *rest):
+            pos, lane = [p - s.pad for p in rest[:-1]], rest[-1]
+            k = tirx.min(b * LANES + lane, s.K - 1) if s.K % LANES else b * LANES + lane
+            c = k if mult == 1 else tirx.floordiv(k, mult)
+            if not s.pad:
+                return x[(n, *pos, c) if last else (n, c, *pos)]
+            # A select on a clamped (always valid) position vectorizes; if_then_else would load per byte.
+            inside = tirx.all(*[p >= 0 for p in pos], *[p < e for p, e in zip(pos, ins)])
+            pos = [tirx.max(tirx.min(p, e - 1), 0) for p, e in zip(pos, ins)]
+            return tirx.Select(inside, x[(n, *pos, c) if last else (n, c, *pos)], tirx.const(0, x.dtype))
+
+        xp = te.compute((s.N, shape.blocks, *window, LANES), pad, name="x_pad")
+        wt = te.compute(
+            (shape.blocks, shape.taps, LANES),
+            lambda b, t, lane: w[b, t // REDUCE, lane, t % REDUCE].astype("int16"),
+            name="w_taps",
+        )
+        rs = [te.reduce_axis((0, e), name=f"r{i}") for i, e in enumerate(kernel)]
+
+        def dot(n, b, *rest):
+            o, lane = rest[:-1], rest[-1]
+            t = 0
+            for r, e in zip(rs, kernel):
+                t = t * e + r
+            pos = [oi * s.stride + r * s.dilation for oi, r in zip(o, rs)]
+            return te.sum(xp[(n, b, *pos, lane)].astype("int32") * wt[b, t, lane].astype("int32"), axis=rs)
+
+        acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
+
+        def copy(*idx):
+            n, k, o = (idx[0], idx[-1], idx[1:-1]) if last else (idx[0], idx[1], idx[2:])
+            return acc[(n, k // LANES, *o, k % LANES)]
+
+        out = te.compute(op.output.shape, copy, name="out")
+        return te.create_prim_func([x, w, out])
+
+    def _apply_direct(self, task: Task, point: Point):
+        import tvm
+        from tvm import s_tir
+
+        shape = DepthwiseShape.of(task)
+        factors = _tile_factors(shape, point)
+        sch = s_tir.Schedule(tvm.IRModule({"main": self._compute_direct(task)}))
+        block = sch.get_sblock("acc")
+        *loops, lane = sch.get_loops(block)[: len(shape.spatial) + 1]
+        rs = sch.get_loops(block)[len(shape.spatial) + 1 :]
+        names = [n for n, _ in shape.spatial]
+        tiles = {n: sch.split(loop, factors[n]) for n, loop in zip(names, loops)}
+        s = lambda lvl: [tiles[n][lvl] for n in names]  # noqa: E731
+        sch.reorder(*s(0), *s(1), *s(2), *rs, *s(3), lane)
+        sch.set_scope(block, 0, "local")
+        out = sch.get_sblock("out")
+        sch.reverse_compute_at(out, s(2)[-1])
+        xp = sch.get_sblock("x_pad")
+        pack_at = {1: s(0)[-1], 2: s(1)[-1], 3: s(2)[-1]}.get(point["pack_level"])
+        if pack_at is not None:
+            sch.compute_at(xp, pack_at)
+        sch.vectorize(sch.get_loops(xp)[-1])
+        wt = sch.get_sblock("w_taps")
+        sch.vectorize(sch.get_loops(wt)[-1])
+        outer = sch.fuse(*s(0))
+        sch.parallel(outer)
+        for loop in [*rs, *s(3)]:
+            sch.unroll(loop)
+        if point["unroll"]:
+            sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
+            sch.annotate(outer, "pragma_unroll_explicit", 1)
+        _vectorize_innermost(sch, out)
+        sch.vectorize(lane)
+        init = sch.decompose_reduction(block, rs[0])
+        sch.vectorize(sch.get_loops(init)[-1])
+        return sch.mod
+
     # --- the template and its rules -----------------------------------------------------------
     def define(self, task: Task, space: SearchSpace) -> None:
         shape = DepthwiseShape.of(task)
@@ -132,27 +219,43 @@ class DepthwiseContext(Context):
             for name, e in shape.spatial
         }
         tiles["g"] = space.split("g", shape.tap_groups, REDUCE_LEVELS, "tile factors of the 4-tap groups (outer to inner)")
-        space.knob("pack_level", (0, 1, 2, 3), "gather x_taps whole (0), per S0 chunk (1), per S1 tile (2) or per R1 sweep (3)")
+        space.knob("pack_level", (0, 1, 2, 3), "stage the input (x_taps or x_pad) whole (0), per S0 chunk (1), per S1 tile (2) or innermost (3)")
         space.knob("out_level", (1, 2), "write the accumulators to the output after each S0 chunk (1) or S1 tile (2)")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
+        kernel = space.knob("kernel", (TAPS, DIRECT), "gathered 4-tap vpdpbusd dots (0) or direct int16 madds on a padded input (1)")
         total = math.prod(e for _, e in shape.spatial)
         cap = total * shape.tap_groups * TILE_BYTES * 4
         q = _quantities(tiles, lambda xs: space.product(xs, cap))
         cores = self.target.cores
         parallel = total >= cores and cores > 1
+        direct = m.NewBoolVar("direct")
+        m.Add(kernel == DIRECT).OnlyEnforceIf(direct)
+        m.Add(kernel == TAPS).OnlyEnforceIf(direct.Not())
         # Registers: the S3 accumulator tile and one weight vector per channel block of it (the
-        # data operand is read from memory by vpdpbusd); enough accumulators to hide its latency.
-        m.Add(q["acc_registers"] + q["b_registers"] <= ZMM_REGISTERS)
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(shape, total // cores if parallel else total)))
+        # data operand is read from memory by vpdpbusd; the direct kernel keeps a block's taps in
+        # registers); enough accumulators to hide the latency.
+        m.Add(q["acc_registers"] + q["b_registers"] <= ZMM_REGISTERS).OnlyEnforceIf(direct.Not())
+        m.Add(q["acc_registers"] + min(shape.taps, 16) * q["b_registers"] + 1 <= ZMM_REGISTERS).OnlyEnforceIf(direct)
+        # (The direct kernel's chains are its vpaddds, 1 cycle: a few suffice; the taps' vpdpbusds take 4-5.)
+        largest = _max_register_tile(shape, total // cores if parallel else total)
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, largest)).OnlyEnforceIf(direct.Not())
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS // 2, largest)).OnlyEnforceIf(direct)
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
-        # The gathered taps of one pack tile stay in L2 until they are read (pack_level >= 1).
+        # The direct kernel has no tap groups and writes each register tile out as it finishes.
+        m.Add(tiles["g"][0] == 1).OnlyEnforceIf(direct)
+        m.Add(space.knobs["out_level"].var == 1).OnlyEnforceIf(direct)
+        # The staged input of one tile stays in L2 until it is read (pack_level >= 1); the direct
+        # kernel's innermost window (an S2 tile's padded input, read once per tap) in L1.
+        windows = _windows(task, tiles, space)
         level = space.knobs["pack_level"].var
         for lvl in (1, 2, 3):
             on = m.NewBoolVar(f"pack_at_{lvl}")
             m.Add(level == lvl).OnlyEnforceIf(on)
             m.Add(level != lvl).OnlyEnforceIf(on.Not())
-            m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf(on)
+            m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf([on, direct.Not()])
+            m.Add(windows[lvl] <= self.target.l2_bytes).OnlyEnforceIf([on, direct])
+        m.Add(windows[3] <= self.target.l1_bytes).OnlyEnforceIf(direct)
         if parallel:
             parallel_rule(space, q["parallel_chunks"], cores)
 
@@ -170,6 +273,8 @@ class DepthwiseContext(Context):
         import tvm
         from tvm import s_tir
 
+        if point["kernel"] == DIRECT:
+            return self._apply_direct(task, point)
         depthwise_intrin.register()
         shape = DepthwiseShape.of(task)
         sch = s_tir.Schedule(tvm.IRModule({"main": self._compute(task)}))
@@ -253,6 +358,22 @@ def _quantities(tiles: dict[str, list], prod) -> dict:
         "pack_bytes_3": TILE_BYTES * prod([pixels(3), sweep]),
         "parallel_chunks": prod([tiles[n][0] for n in spatial]),
     }
+
+
+def _windows(task: Task, tiles: dict[str, list], space: SearchSpace) -> dict[int, object]:
+    """Bytes of the padded input (x_pad, 16 channels a row) that one tile at each level 1..3 reads."""
+    s = task.op.shape
+    out = {}
+    for lvl in (1, 2, 3):
+        extents = [space.product(tiles["n"][lvl:], s.N), space.product(tiles["b"][lvl:], s.K)]
+        for i, (o, k) in enumerate(zip(s.out_extents, s.kernel_extents)):
+            span = space.product(tiles[f"o{i}"][lvl:], o)
+            extent = space.var(1, o * s.stride + (k - 1) * s.dilation)
+            space.model.Add(extent == span * s.stride + (k - 1) * s.dilation)
+            extents.append(extent)
+        hi = LANES * s.N * s.K * math.prod(o * s.stride + k * s.dilation for o, k in zip(s.out_extents, s.kernel_extents))
+        out[lvl] = space.product([LANES, *extents], hi)
+    return out
 
 
 def _max_register_tile(shape: DepthwiseShape, limit: int) -> int:
