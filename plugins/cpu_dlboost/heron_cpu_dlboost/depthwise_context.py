@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from heron_cpu_dlboost.target import DLBoostTarget
 
 TILE_BYTES = LANES * REDUCE  # one micro-kernel operand: 64 bytes
-TAPS, DIRECT = 0, 1  # the ``kernel`` knob's values
+TAPS, DIRECT, ROWS = 0, 1, 2  # the ``kernel`` knob's values
 
 
 def is_depthwise(task: Task) -> bool:
@@ -124,45 +124,84 @@ class DepthwiseContext(Context):
         out = te.compute(op.output.shape, copy, name="out")
         return te.create_prim_func([x, w, out])
 
-    def _compute_direct(self, task: Task):
-        """The direct kernel: acc[n, b, *o, l] = sum over taps of x_pad (u8, zero-padded, 16 channels a row)
-        times w_taps (the weights widened to int16, one row of 16 channels per tap)."""
+    def _compute_padded(self, task: Task, kernel: int):
+        """The DIRECT and ROWS kernels, both on x_pad (u8, zero-padded, 16 channels a row; channel
+        block b's window of the input):
+
+        DIRECT: acc[n, b, *o, l] = sum over taps of x_pad times w_taps (the weights widened to int16,
+            one row of 16 channels per tap): vpmaddwd + vpaddd, weights in registers.
+        ROWS:   x_rows[n, b, *i, o_last, g, l, j] = x_pad[n, b, *i, o_last * stride + (4g + j) * dilation, l]
+            (the last kernel dimension's taps in groups of 4, interleaved lane-major once per input row
+            and output column), and acc = sum over the other kernel dimensions and the groups of a
+            4-tap vpdpbusd of x_rows and w_rows (the weights regrouped to match, zero past the kernel).
+        """
         from tvm import te, tirx
 
         op, s = task.op, task.op.shape
         shape = DepthwiseShape.of(task)
         last, mult = s.channels_last, s.K // s.C
-        outs, kernel, ins = s.out_extents, s.kernel_extents, s.in_extents
+        outs, kernel_extents, ins = s.out_extents, s.kernel_extents, s.in_extents
+        groups = -(-kernel_extents[-1] // REDUCE)
         x = te.placeholder(op.tensor("x").shape, op.tensor("x").dtype, name="x")
         w = te.placeholder(TapBlockedLayout(lanes=LANES, reduce=REDUCE).shape(op.tensor("w").shape), "int8", name="w")
-        window = [(o - 1) * s.stride + (k - 1) * s.dilation + 1 for o, k in zip(outs, kernel)]
+        window = [(o - 1) * s.stride + (k - 1) * s.dilation + 1 for o, k in zip(outs, kernel_extents)]
+        if kernel == ROWS:  # room for the last dimension's padding taps (zero weights)
+            window[-1] = (outs[-1] - 1) * s.stride + (groups * REDUCE - 1) * s.dilation + 1
 
         def pad(n, b, *rest):
             pos, lane = [p - s.pad for p in rest[:-1]], rest[-1]
             k = tirx.min(b * LANES + lane, s.K - 1) if s.K % LANES else b * LANES + lane
             c = k if mult == 1 else tirx.floordiv(k, mult)
-            if not s.pad:
+            conds = [p >= 0 for p in pos] if s.pad else []
+            conds += [p < e for p, e, extent in zip(pos, ins, window) if extent - s.pad > e]
+            if not conds:
                 return x[(n, *pos, c) if last else (n, c, *pos)]
             # A select on a clamped (always valid) position vectorizes; if_then_else would load per byte.
-            inside = tirx.all(*[p >= 0 for p in pos], *[p < e for p, e in zip(pos, ins)])
             pos = [tirx.max(tirx.min(p, e - 1), 0) for p, e in zip(pos, ins)]
-            return tirx.Select(inside, x[(n, *pos, c) if last else (n, c, *pos)], tirx.const(0, x.dtype))
+            return tirx.Select(tirx.all(*conds), x[(n, *pos, c) if last else (n, c, *pos)], tirx.const(0, x.dtype))
 
         xp = te.compute((s.N, shape.blocks, *window, LANES), pad, name="x_pad")
-        wt = te.compute(
-            (shape.blocks, shape.taps, LANES),
-            lambda b, t, lane: w[b, t // REDUCE, lane, t % REDUCE].astype("int16"),
-            name="w_taps",
-        )
-        rs = [te.reduce_axis((0, e), name=f"r{i}") for i, e in enumerate(kernel)]
 
-        def dot(n, b, *rest):
-            o, lane = rest[:-1], rest[-1]
+        def flat_tap(rs):
             t = 0
-            for r, e in zip(rs, kernel):
+            for r, e in zip(rs, kernel_extents):
                 t = t * e + r
-            pos = [oi * s.stride + r * s.dilation for oi, r in zip(o, rs)]
-            return te.sum(xp[(n, b, *pos, lane)].astype("int32") * wt[b, t, lane].astype("int32"), axis=rs)
+            return t
+
+        if kernel == DIRECT:
+            wt = te.compute(
+                (shape.blocks, shape.taps, LANES),
+                lambda b, t, lane: w[b, t // REDUCE, lane, t % REDUCE].astype("int16"),
+                name="w_taps",
+            )
+            rs = [te.reduce_axis((0, e), name=f"r{i}") for i, e in enumerate(kernel_extents)]
+
+            def dot(n, b, *rest):
+                o, lane = rest[:-1], rest[-1]
+                pos = [oi * s.stride + r * s.dilation for oi, r in zip(o, rs)]
+                return te.sum(xp[(n, b, *pos, lane)].astype("int32") * wt[b, flat_tap(rs), lane].astype("int32"), axis=rs)
+
+        else:
+            others = kernel_extents[:-1]
+
+            def regroup(b, *rest):
+                r, (g, lane, j) = rest[:-3], rest[-3:]
+                col = g * REDUCE + j
+                t = flat_tap([*r, tirx.min(col, kernel_extents[-1] - 1)])
+                return tirx.Select(col < kernel_extents[-1], w[b, t // REDUCE, lane, t % REDUCE], tirx.const(0, "int8"))
+
+            wr = te.compute((shape.blocks, *others, groups, LANES, REDUCE), regroup, name="w_rows")
+
+            rs = [te.reduce_axis((0, e), name=f"r{i}") for i, e in enumerate(others)]
+            g = te.reduce_axis((0, groups), name="g")
+            j = te.reduce_axis((0, REDUCE), name="j")
+
+            def dot(n, b, *rest):
+                o, lane = rest[:-1], rest[-1]
+                pos = [oi * s.stride + r * s.dilation for oi, r in zip(o[:-1], rs)]
+                col = o[-1] * s.stride + (g * REDUCE + j) * s.dilation
+                data = xp[(n, b, *pos, col, lane)].astype("int32")
+                return te.sum(data * wr[(b, *rs, g, lane, j)].astype("int32"), axis=[*rs, g, j])
 
         acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
 
@@ -173,16 +212,19 @@ class DepthwiseContext(Context):
         out = te.compute(op.output.shape, copy, name="out")
         return te.create_prim_func([x, w, out])
 
-    def _apply_direct(self, task: Task, point: Point):
+    def _apply_padded(self, task: Task, point: Point):
         import tvm
         from tvm import s_tir
 
+        kernel = point["kernel"]
         shape = DepthwiseShape.of(task)
         factors = _tile_factors(shape, point)
-        sch = s_tir.Schedule(tvm.IRModule({"main": self._compute_direct(task)}))
+        sch = s_tir.Schedule(tvm.IRModule({"main": self._compute_padded(task, kernel)}))
         block = sch.get_sblock("acc")
         *loops, lane = sch.get_loops(block)[: len(shape.spatial) + 1]
         rs = sch.get_loops(block)[len(shape.spatial) + 1 :]
+        if kernel == ROWS:
+            *rs, j = rs
         names = [n for n, _ in shape.spatial]
         tiles = {n: sch.split(loop, factors[n]) for n, loop in zip(names, loops)}
         s = lambda lvl: [tiles[n][lvl] for n in names]  # noqa: E731
@@ -190,13 +232,10 @@ class DepthwiseContext(Context):
         sch.set_scope(block, 0, "local")
         out = sch.get_sblock("out")
         sch.reverse_compute_at(out, s(2)[-1])
-        xp = sch.get_sblock("x_pad")
         pack_at = {1: s(0)[-1], 2: s(1)[-1], 3: s(2)[-1]}.get(point["pack_level"])
         if pack_at is not None:
-            sch.compute_at(xp, pack_at)
-        sch.vectorize(sch.get_loops(xp)[-1])
-        wt = sch.get_sblock("w_taps")
-        sch.vectorize(sch.get_loops(wt)[-1])
+            sch.compute_at(sch.get_sblock("x_pad"), pack_at)
+        sch.vectorize(sch.get_loops(sch.get_sblock("x_pad"))[-1])
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         for loop in [*rs, *s(3)]:
@@ -205,8 +244,14 @@ class DepthwiseContext(Context):
             sch.annotate(outer, "pragma_auto_unroll_max_step", point["unroll"])
             sch.annotate(outer, "pragma_unroll_explicit", 1)
         _vectorize_innermost(sch, out)
-        sch.vectorize(lane)
-        init = sch.decompose_reduction(block, rs[0])
+        if kernel == DIRECT:
+            sch.vectorize(sch.get_loops(sch.get_sblock("w_taps"))[-1])
+            sch.vectorize(lane)
+            init = sch.decompose_reduction(block, rs[0])
+        else:
+            depthwise_intrin.register()
+            init = sch.decompose_reduction(block, rs[0])
+            sch.tensorize(lane, depthwise_intrin.ROWS_NAMES[self.target.params.microkernel])
         sch.vectorize(sch.get_loops(init)[-1])
         return sch.mod
 
@@ -222,40 +267,52 @@ class DepthwiseContext(Context):
         space.knob("pack_level", (0, 1, 2, 3), "stage the input (x_taps or x_pad) whole (0), per S0 chunk (1), per S1 tile (2) or innermost (3)")
         space.knob("out_level", (1, 2), "write the accumulators to the output after each S0 chunk (1) or S1 tile (2)")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
-        kernel = space.knob("kernel", (TAPS, DIRECT), "gathered 4-tap vpdpbusd dots (0) or direct int16 madds on a padded input (1)")
+        kernel = space.knob(
+            "kernel",
+            (TAPS, DIRECT, ROWS),
+            "4-tap vpdpbusd dots on taps gathered per output (0), int16 madds on a padded input (1), "
+            "or 4-tap vpdpbusd dots on input rows interleaved once (2)",
+        )
         total = math.prod(e for _, e in shape.spatial)
         cap = total * shape.tap_groups * TILE_BYTES * 4
         q = _quantities(tiles, lambda xs: space.product(xs, cap))
         cores = self.target.cores
         parallel = total >= cores and cores > 1
-        direct = m.NewBoolVar("direct")
-        m.Add(kernel == DIRECT).OnlyEnforceIf(direct)
-        m.Add(kernel == TAPS).OnlyEnforceIf(direct.Not())
-        # Registers: the S3 accumulator tile and one weight vector per channel block of it (the
-        # data operand is read from memory by vpdpbusd; the direct kernel keeps a block's taps in
-        # registers); enough accumulators to hide the latency.
-        m.Add(q["acc_registers"] + q["b_registers"] <= ZMM_REGISTERS).OnlyEnforceIf(direct.Not())
-        m.Add(q["acc_registers"] + min(shape.taps, 16) * q["b_registers"] + 1 <= ZMM_REGISTERS).OnlyEnforceIf(direct)
-        # (The direct kernel's chains are its vpaddds, 1 cycle: a few suffice; the taps' vpdpbusds take 4-5.)
+        uses = {}
+        for value in (TAPS, DIRECT, ROWS):
+            uses[value] = m.NewBoolVar(f"kernel_{value}")
+            m.Add(kernel == value).OnlyEnforceIf(uses[value])
+            m.Add(kernel != value).OnlyEnforceIf(uses[value].Not())
+        padded = uses[TAPS].Not()
+        # Registers: the S3 accumulator tile and a channel block's weight vectors (TAPS: one, its
+        # data operand is read from memory; DIRECT: one per tap; ROWS: one per row and tap group),
+        # and enough accumulators to hide the latency: a vpdpbusd chain takes 4-5 cycles, DIRECT's
+        # chains are its 1-cycle vpaddds (a few suffice).
+        s = task.op.shape
+        row_weights = math.prod(s.kernel_extents[:-1]) * -(-s.kernel_extents[-1] // REDUCE)
+        weights = {TAPS: 1, DIRECT: min(shape.taps, 16), ROWS: min(row_weights, 16)}
         largest = _max_register_tile(shape, total // cores if parallel else total)
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, largest)).OnlyEnforceIf(direct.Not())
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS // 2, largest)).OnlyEnforceIf(direct)
+        for value, on in uses.items():
+            m.Add(q["acc_registers"] + weights[value] * q["b_registers"] + (value != TAPS) <= ZMM_REGISTERS).OnlyEnforceIf(on)
+            chains = MIN_CHAINS // 2 if value == DIRECT else MIN_CHAINS
+            m.Add(q["acc_registers"] >= min(chains, largest)).OnlyEnforceIf(on)
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
-        # The direct kernel has no tap groups and writes each register tile out as it finishes.
-        m.Add(tiles["g"][0] == 1).OnlyEnforceIf(direct)
-        m.Add(space.knobs["out_level"].var == 1).OnlyEnforceIf(direct)
-        # The staged input of one tile stays in L2 until it is read (pack_level >= 1); the direct
-        # kernel's innermost window (an S2 tile's padded input, read once per tap) in L1.
+        # DIRECT and ROWS reduce over all taps in registers (no tap tiles) and write each register
+        # tile out as it finishes.
+        m.Add(tiles["g"][0] == 1).OnlyEnforceIf(padded)
+        m.Add(space.knobs["out_level"].var == 1).OnlyEnforceIf(padded)
+        # The staged input of one tile stays in L2 until it is read (pack_level >= 1); the padded
+        # input of an S2 tile (read once per tap) in L1. ROWS stages 4 interleaved bytes per tap group.
         windows = _windows(task, tiles, space)
         level = space.knobs["pack_level"].var
         for lvl in (1, 2, 3):
             on = m.NewBoolVar(f"pack_at_{lvl}")
             m.Add(level == lvl).OnlyEnforceIf(on)
             m.Add(level != lvl).OnlyEnforceIf(on.Not())
-            m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf([on, direct.Not()])
-            m.Add(windows[lvl] <= self.target.l2_bytes).OnlyEnforceIf([on, direct])
-        m.Add(windows[3] <= self.target.l1_bytes).OnlyEnforceIf(direct)
+            m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf([on, uses[TAPS]])
+            m.Add(windows[lvl] <= self.target.l2_bytes).OnlyEnforceIf([on, uses[TAPS].Not()])
+        m.Add(windows[3] <= self.target.l1_bytes).OnlyEnforceIf(padded)
         if parallel:
             parallel_rule(space, q["parallel_chunks"], cores)
 
@@ -273,8 +330,8 @@ class DepthwiseContext(Context):
         import tvm
         from tvm import s_tir
 
-        if point["kernel"] == DIRECT:
-            return self._apply_direct(task, point)
+        if point["kernel"] != TAPS:
+            return self._apply_padded(task, point)
         depthwise_intrin.register()
         shape = DepthwiseShape.of(task)
         sch = s_tir.Schedule(tvm.IRModule({"main": self._compute(task)}))
