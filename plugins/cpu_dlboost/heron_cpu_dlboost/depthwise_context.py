@@ -130,10 +130,10 @@ class DepthwiseContext(Context):
 
         DIRECT: acc[n, b, *o, l] = sum over taps of x_pad times w_taps (the weights widened to int16,
             one row of 16 channels per tap): vpmaddwd + vpaddd, weights in registers.
-        ROWS:   x_rows[n, b, *i, o_last, g, l, j] = x_pad[n, b, *i, o_last * stride + (4g + j) * dilation, l]
-            (the last kernel dimension's taps in groups of 4, interleaved lane-major once per input row
-            and output column), and acc = sum over the other kernel dimensions and the groups of a
-            4-tap vpdpbusd of x_rows and w_rows (the weights regrouped to match, zero past the kernel).
+        ROWS:   acc = sum over the other kernel dimensions and the groups of 4 taps of the last one of a
+            vpdpbusd whose 4 taps are 4 pixels of one x_pad row (o_last * stride + (4g + j) * dilation),
+            interleaved by the micro-kernel (two loads and a vpermt2b), times w_rows (the weights
+            regrouped per row of the kernel, zero past its end; x_pad is widened to match).
         """
         from tvm import te, tirx
 
@@ -303,7 +303,7 @@ class DepthwiseContext(Context):
         m.Add(tiles["g"][0] == 1).OnlyEnforceIf(padded)
         m.Add(space.knobs["out_level"].var == 1).OnlyEnforceIf(padded)
         # The staged input of one tile stays in L2 until it is read (pack_level >= 1); the padded
-        # input of an S2 tile (read once per tap) in L1. ROWS stages 4 interleaved bytes per tap group.
+        # input of an S2 tile (read once per tap) in L1.
         windows = _windows(task, tiles, space)
         level = space.knobs["pack_level"].var
         for lvl in (1, 2, 3):
