@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from heron_cpu_dlboost.target import DLBoostTarget
 
 TILE_BYTES = LANES * REDUCE  # one micro-kernel operand: 64 bytes
-TAPS, DIRECT, ROWS = 0, 1, 2  # the ``kernel`` knob's values
+TAPS, ROWS, DIRECT = 0, 1, 2  # the ``kernel`` knob's values (TAPS first: what records without the knob ran)
 
 
 def is_depthwise(task: Task) -> bool:
@@ -269,9 +269,9 @@ class DepthwiseContext(Context):
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
         kernel = space.knob(
             "kernel",
-            (TAPS, DIRECT, ROWS),
-            "4-tap vpdpbusd dots on taps gathered per output (0), int16 madds on a padded input (1), "
-            "or 4-tap vpdpbusd dots on input rows interleaved once (2)",
+            (TAPS, ROWS, DIRECT),
+            "4-tap vpdpbusd dots on taps gathered per output (0) or on the rows of a padded input (1), "
+            "or int16 madds on the padded input (2)",
         )
         total = math.prod(e for _, e in shape.spatial)
         cap = total * shape.tap_groups * TILE_BYTES * 4
@@ -279,11 +279,13 @@ class DepthwiseContext(Context):
         cores = self.target.cores
         parallel = total >= cores and cores > 1
         uses = {}
-        for value in (TAPS, DIRECT, ROWS):
+        for value in (TAPS, ROWS, DIRECT):
             uses[value] = m.NewBoolVar(f"kernel_{value}")
             m.Add(kernel == value).OnlyEnforceIf(uses[value])
             m.Add(kernel != value).OnlyEnforceIf(uses[value].Not())
         padded = uses[TAPS].Not()
+        if task.op.shape.dilation > 1:  # ROWS' 4 taps would be every other pixel: no (4, 16) block to tensorize
+            m.Add(kernel != ROWS)
         # Registers: the S3 accumulator tile and a channel block's weight vectors (TAPS: one, its
         # data operand is read from memory; DIRECT: one per tap; ROWS: one per row and tap group),
         # and enough accumulators to hide the latency: a vpdpbusd chain takes 4-5 cycles, DIRECT's
@@ -299,9 +301,8 @@ class DepthwiseContext(Context):
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         # DIRECT and ROWS reduce over all taps in registers (no tap tiles) and write each register
-        # tile out as it finishes.
-        m.Add(tiles["g"][0] == 1).OnlyEnforceIf(padded)
-        m.Add(space.knobs["out_level"].var == 1).OnlyEnforceIf(padded)
+        # tile out as it finishes: they ignore g0, g1 and out_level, which are left free (tied to one
+        # value, they would leave these kernels a small share of the random samples).
         # The staged input of one tile stays in L2 until it is read (pack_level >= 1); the padded
         # input of an S2 tile (read once per tap) in L1.
         windows = _windows(task, tiles, space)
