@@ -264,7 +264,11 @@ class DepthwiseContext(Context):
             for name, e in shape.spatial
         }
         tiles["g"] = space.split("g", shape.tap_groups, REDUCE_LEVELS, "tile factors of the 4-tap groups (outer to inner)")
-        space.knob("pack_level", (0, 1, 2, 3), "stage the input (x_taps or x_pad) whole (0), per S0 chunk (1), per S1 tile (2) or innermost (3)")
+        space.knob(
+            "pack_level",
+            (0, 1, 2, 3),
+            "stage the input (x_taps or x_pad) whole (0), per S0 chunk (1), per S1 tile (2) or innermost (3)",
+        )
         space.knob("out_level", (1, 2), "write the accumulators to the output after each S0 chunk (1) or S1 tile (2)")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
         kernel = space.knob(
