@@ -20,6 +20,10 @@ padded inside the kernel. Loop structure of ``acc`` (spatial axes n, K/16, *out;
 ``x_taps`` is computed where ``pack_level`` says (0: whole, ahead of the nest; 1: per S0 chunk;
 2: per S1 tile; 3: per R1 sweep), so it is produced in cache just before it is read; ``out`` is
 written back after each S0 chunk or S1 tile (``out_level``).
+
+That is the ``kernel`` knob's TAPS. ROWS and DIRECT (``_compute_padded``) pad the input once per tile
+instead of gathering taps per output, and read each input row from L1 for every tap and output of a
+register tile: 4-tap vpdpbusd dots on 4 pixels of one row, or int16 madds (DEVELOPERS.md).
 """
 
 from __future__ import annotations
