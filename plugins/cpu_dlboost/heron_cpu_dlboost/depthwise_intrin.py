@@ -11,6 +11,9 @@ from __future__ import annotations
 from heron_cpu_dlboost.intrin import LANES, REDUCE
 
 NAMES = {"vnni": "heron_dw_16x4_u8s8s32_vnni", "generic": "heron_dw_16x4_u8s8s32_generic"}
+# The rows kernel's: the same dot on 4 taps that are 4 pixels of one padded input row (16 channels
+# each, at any distance: the row stride), accumulating in registers (C is local).
+ROWS_NAMES = {"vnni": "heron_dw_rows_16x4_u8s8s32_vnni", "generic": "heron_dw_rows_16x4_u8s8s32_generic"}
 _registered = False
 LANE_MAJOR = [16 * (i % REDUCE) + i // REDUCE for i in range(LANES * REDUCE)]  # byte 4l + k <- byte 16k + l
 
@@ -66,7 +69,61 @@ def register() -> None:
                 for i in T.vectorized(16):
                     C[i] = C[i] + T.cast(A[k, i], "int32") * T.cast(B[i, k], "int32")
 
+    @T.prim_func(s_tir=True)
+    def rows_desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda = T.int32()
+        A = T.match_buffer(a, (4, 16), "uint8", offset_factor=1, strides=[lda, 1])
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1, scope="local")
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4, 0:16], B[0:16, 0:4])
+            T.writes(C[0:16])
+            for i, k in T.grid(16, 4):
+                with T.sblock("update"):
+                    vi, vk = T.axis.remap("SR", [i, k])
+                    C[vi] = C[vi] + T.cast(A[vk, vi], "int32") * T.cast(B[vi, vk], "int32")
+
+    @T.prim_func(s_tir=True)
+    def rows_vnni(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda = T.int32()
+        A = T.match_buffer(a, (4, 16), "uint8", offset_factor=1, strides=[lda, 1])
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1, scope="local")
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4, 0:16], B[0:16, 0:4])
+            T.writes(C[0:16])
+            C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+                C.vload([0], dtype="int32x16"),
+                T.Shuffle(
+                    [
+                        A.vload([0, 0], dtype="uint8x16"),
+                        A.vload([1, 0], dtype="uint8x16"),
+                        A.vload([2, 0], dtype="uint8x16"),
+                        A.vload([3, 0], dtype="uint8x16"),
+                    ],
+                    LANE_MAJOR,
+                ),
+                B.vload([0, 0], dtype="int8x64"),
+                dtype="int32x16",
+            )
+
+    @T.prim_func(s_tir=True)
+    def rows_generic(a: T.handle, b: T.handle, c: T.handle) -> None:
+        lda = T.int32()
+        A = T.match_buffer(a, (4, 16), "uint8", offset_factor=1, strides=[lda, 1])
+        B = T.match_buffer(b, (16, 4), "int8", offset_factor=1)
+        C = T.match_buffer(c, (16,), "int32", offset_factor=1, scope="local")
+        with T.sblock("root"):
+            T.reads(C[0:16], A[0:4, 0:16], B[0:16, 0:4])
+            T.writes(C[0:16])
+            for k in T.serial(4):
+                for i in T.vectorized(16):
+                    C[i] = C[i] + T.cast(A[k, i], "int32") * T.cast(B[i, k], "int32")
+
     assert (LANES, REDUCE) == (16, 4)
+    s_tir.TensorIntrin.register(ROWS_NAMES["vnni"], rows_desc, rows_vnni, override=True)
+    s_tir.TensorIntrin.register(ROWS_NAMES["generic"], rows_desc, rows_generic, override=True)
     s_tir.TensorIntrin.register(NAMES["vnni"], desc, vnni, override=True)
     s_tir.TensorIntrin.register(NAMES["generic"], desc, generic, override=True)
     _registered = True

@@ -17,7 +17,7 @@ from heron_core.layout import TapBlockedLayout
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
-from heron_cpu_dlboost.depthwise_context import DepthwiseContext
+from heron_cpu_dlboost.depthwise_context import DIRECT, ROWS, TAPS, DepthwiseContext
 
 MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
 PRIMES_AND_ONES = (1, 2, 3, 5, 7, 11, 13, 17)
@@ -58,6 +58,30 @@ def test_depthwise_points_are_exact_on_random_shapes(seed, check_points):
     t = task(op, shape, microkernel=MICROKERNEL)
     assert isinstance(t.context, DepthwiseContext) or shape["C"] == 1  # one channel: an ordinary convolution
     check_points(t, _points(t, 2, seed))
+
+
+@pytest.mark.parametrize(
+    "op,shape",
+    [
+        ("dep", {"N": 1, "C": 24, "H": 9, "W": 11, "stride": 2, "dilation": 2, "pad": 2, "channels_last": 1}),
+        ("dep", {"N": 2, "C": 5, "H": 7, "W": 13, "R": 2, "S": 5, "pad": 1, "multiplier": 2}),
+        ("conv1d", {"N": 1, "C": 19, "W": 23, "K": 19, "S": 3, "pad": 1, "groups": 19, "channels_last": 1}),
+    ],
+)
+def test_padded_input_kernels_are_exact(op, shape, check_points):
+    """ROWS and DIRECT (the kernels on a padded input; ROWS for dilation 1 only) at three staging levels: stride, dilation,
+    channels-first, a channel multiplier, kernel rows of 5 taps (2 groups of 4) and conv1d."""
+    t = task(op, shape, microkernel=MICROKERNEL)
+    space, rng = SearchSpace(t), random.Random(0)
+    points = [space.complete({"kernel": k, "pack_level": level}, rng) for k in (ROWS, DIRECT) for level in (0, 2, 3)]
+    check_points(t, [p for p in points if p is not None])
+
+
+def test_records_from_before_the_kernel_knob_resume_on_the_gathered_taps():
+    t = task("dep", {"N": 1, "C": 32, "H": 14, "W": 14, "channels_last": 1}, microkernel=MICROKERNEL)
+    space = SearchSpace(t)
+    old = {k: v for k, v in space.complete({"kernel": TAPS}, random.Random(0)).items() if k != "kernel"}
+    assert space.upgraded(old)["kernel"] == TAPS and space.is_valid(space.upgraded(old))
 
 
 def test_depthwise_conv1d_and_a_single_pixel(check_points):
