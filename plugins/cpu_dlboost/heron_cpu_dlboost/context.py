@@ -25,7 +25,7 @@ from heron_core.layout import BlockedLayout
 from heron_core.operator import TensorSpec, padded
 from heron_core.space import Point, SearchSpace, divisors
 from heron_core.target import Context
-from heron_cpu_dlboost import intrin
+from heron_cpu_dlboost import conv_fold, intrin
 
 if TYPE_CHECKING:
     from heron_core.task import Task
@@ -82,11 +82,12 @@ class CPUContext(Context):
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def compute(self, task: Task, point: Point | None = None) -> Compute:
-        """The compute a point runs on (its ``row_extent``; without a point, the first choice)."""
+        """The compute a point runs on (its ``row_extent`` and ``fold_taps``; without a point, the first choices)."""
         row = point.get(ROW_KNOB) if point else None
-        key = (task.spec.model_dump_json(), row)
+        fold = bool(point.get(conv_fold.KNOB)) if point else False
+        key = (task.spec.model_dump_json(), row, fold)
         if key not in self._computes:
-            self._computes[key] = self._build_compute(task, row)
+            self._computes[key] = self._build_folded(task, row) if fold else self._build_compute(task, row)
         return self._computes[key]
 
     def layout(self, task: Task, point: Point | None = None) -> Layout:
@@ -166,6 +167,29 @@ class CPUContext(Context):
         write_back_name = None if write_back is None else write_back.op.name
         return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices)
 
+    def _build_folded(self, task: Task, row: int | None) -> Compute:
+        """The compute with the kernel taps folded into the dot's reduction (``conv_fold``), on the spatial extents
+        of the unfolded one (same axis names: the spatial tile knobs are shared)."""
+        from tvm import te
+
+        op = task.op
+        base = self.compute(task, None if row is None else {ROW_KNOB: row})
+        names = [iv.var.name for iv in base.out.op.axis]
+        extents = {iv.var.name: int(iv.dom.extent) for iv in base.out.op.axis}
+        packed = _WeightLayout(op.tensor(op.dot_hint.weight).shape, self.weight_blocking(task))
+        args, out, read, stages = conv_fold.build(
+            task, extents, names, lambda shape: _WeightLayout(shape, blocked(1, 0)), self.data_layout, packed
+        )
+        write_back = None
+        if op.epilogue:
+            extra = {t.name for t in op.epilogue.tensors()}
+            write_back = op.epilogue.compute(out, {a.name: a for a in args if a.name in extra}, op.output.shape)
+        elif tuple(out.shape) != op.output.shape:
+            write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
+        func = te.create_prim_func([*args, out if write_back is None else write_back])
+        write_back_name = None if write_back is None else write_back.op.name
+        return Compute(func, out, read, stages, self.layout_of(task, out, read), write_back_name, base.row_axis, base.row_choices)
+
     def padded_extents(self, task: Task, out, row_i: int | None, row: int | None) -> dict[str, int]:
         """The extent of each compute axis (by name) the kernel runs on: the lane axis up to a multiple of the
         weight blocking's lanes, the dot axis of its reduce group, the row axis (index ``row_i``: the data
@@ -212,11 +236,14 @@ class CPUContext(Context):
         row = None
         if len(compute.row_choices) > 1:
             row = space.knob(ROW_KNOB, compute.row_choices, f"the extent the row axis {compute.row_axis} is padded to")
+        folded = conv_fold.declare(space) if self.may_fold(task) else None
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
             if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
                 tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
+            elif folded is not None and not ax.spatial:  # unfolded only
+                tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, folded.Not(), doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
         acc = space.knob(
@@ -253,6 +280,26 @@ class CPUContext(Context):
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         if parallel:
             parallel_rule(space, q["parallel_chunks"], cores)
+        if folded is not None:
+            self._fold_rules(task, space, tiles, folded)
+
+    def may_fold(self, task: Task) -> bool:
+        """Whether the template offers ``fold_taps`` (``conv_fold.offered``)."""
+        return conv_fold.offered(task)
+
+    def _fold_rules(self, task: Task, space: SearchSpace, tiles: dict, folded) -> None:
+        """The folded reduction's tiles, and the cache rules on the folded layout (the unfolded ones, with the unfolded
+        reduction's tiles all 1, are then looser); no skipped sweeps (they test the unfolded data's padding)."""
+        m = space.model
+        lay = self.layout(task, {conv_fold.KNOB: 1})
+        ax = next(a for a in lay.axes if a.name == conv_fold.AXIS)
+        doc = f"reduction tile factors of {ax.name}, the folded taps x channels (outer to inner)"
+        tiles = {**tiles, ax.name: conv_fold.split_if(space, ax.name, ax.extent, ax.levels, folded, doc)}
+        q = _quantities(lay, tiles, lambda xs: space.product(xs, _cap(lay)))
+        m.Add(q["l1_bytes"] <= self.target.l1_bytes).OnlyEnforceIf(folded)
+        m.Add(q["l2_bytes"] <= self.target.l2_bytes).OnlyEnforceIf(folded)
+        for skip in self.skips(task):
+            m.Add(space.knobs[skip.knob].var == 0).OnlyEnforceIf(folded)
 
     def may_accumulate_in_output(self, task: Task) -> bool:
         """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
@@ -330,6 +377,8 @@ class CPUContext(Context):
             sch.reverse_compute_at(acc, outer_levels[point["acc_level"]][-1])
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
+        if point.get(conv_fold.KNOB):
+            conv_fold.schedule_gather(sch, (outer, s_ordered(1)[-1])[point[conv_fold.GATHER_KNOB]])
         for loop in s(3):
             sch.unroll(loop)
         if point["unroll"]:
