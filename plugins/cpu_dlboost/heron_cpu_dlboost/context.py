@@ -312,8 +312,8 @@ class CPUContext(Context):
             for ax in lay.axes:
                 if ax.name not in tiles:
                     doc = f"reduction tile factors of {ax.name}, folded taps x channels (outer to inner)"
-                    present = conv_fold.present(space, is_mode, axis_modes[ax.name])
-                    tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, present, doc)
+                    there = conv_fold.present(space, is_mode, axis_modes[ax.name])
+                    tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, there, doc)
             q = _quantities(lay, tiles, lambda xs, lay=lay: space.product(xs, _cap(lay)))
             m.Add(q["l1_bytes"] <= self.target.l1_bytes).OnlyEnforceIf(on)
             m.Add(q["l2_bytes"] <= self.target.l2_bytes).OnlyEnforceIf(on)
