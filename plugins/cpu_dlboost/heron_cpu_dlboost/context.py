@@ -397,7 +397,7 @@ class CPUContext(Context):
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
         if point.get(conv_fold.KNOB):
-            at = (outer, s_ordered(1)[-1])[point[conv_fold.GATHER_KNOB]]
+            at = (outer, s_ordered(1)[-1])[point.get(conv_fold.GATHER_KNOB, 0)]
             conv_fold.schedule(sch, point[conv_fold.KNOB], task.op.shape.C, at, self.target.cores)
         for loop in s(3):
             sch.unroll(loop)

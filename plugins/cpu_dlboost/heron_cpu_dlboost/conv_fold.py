@@ -101,14 +101,13 @@ def build(task: Task, mode: int, extents: dict[str, int], names: list[str], redu
         width = (out_ext[-1] - 1) * s.stride * s.C + g  # the last group of the last pixel
         flat = (*need[:-2], max(need[-2], -(-width // s.C)) * s.C)  # whole pixels: x_rows' loop splits by C
         x_rows = te.compute(flat, lambda *i: x_padded(*i[:-1], i[-1] // s.C, i[-1] % s.C), name="x_rows")
+
+        def row_weight(k, *rest):
+            *taps, f = rest
+            return tirx.if_then_else(f < kw * s.C, w[packed.packed((k, f % s.C, *taps, f // s.C))], zero(w_spec))
+
         w_lay = weight_layout((k_, *lead, g), 1 + len(lead))
-        w_rows = te.compute(
-            w_lay.shape,
-            lambda *p: (lambda k, *rest: tirx.if_then_else(
-                rest[-1] < kw * s.C, w[packed.packed((k, rest[-1] % s.C, *rest[:-1], rest[-1] // s.C))], zero(w_spec)
-            ))(*w_lay.logical(p)),
-            name="w_rows",
-        )
+        w_rows = te.compute(w_lay.shape, lambda *p: row_weight(*w_lay.logical(p)), name="w_rows")
         read = {"x": _recording(x_rows, lambda idx: idx), "w": _recording(w_rows, w_lay.packed)}
         fold = te.reduce_axis((0, g), name=AXES[ROWS])
         taps = [te.reduce_axis((0, r), name=n) for r, n in zip(lead, reduce_names[1:-1])]
@@ -153,8 +152,8 @@ def build(task: Task, mode: int, extents: dict[str, int], names: list[str], redu
 
 
 def declare(space: SearchSpace, offered: tuple[int, ...]) -> dict[int, object]:
-    """The ``fold_taps`` knob (NONE first: what the template did before the knob) and ``fold_gather_at``;
-    returns each offered mode's BoolVar (exactly one is true)."""
+    """The ``fold_taps`` knob (NONE first: what the template did before the knob) and, with IM2COL,
+    ``fold_gather_at``; returns each offered mode's BoolVar (exactly one is true)."""
     m = space.model
     knob = space.knob(KNOB, offered, "fold taps into the dot's reduction: 0 no, 1 (last tap, C) in place, 2 all taps (im2col)")
     is_mode = {}
@@ -162,11 +161,9 @@ def declare(space: SearchSpace, offered: tuple[int, ...]) -> dict[int, object]:
         is_mode[mode] = m.NewBoolVar(f"fold_{mode}")
         m.Add(knob == mode).OnlyEnforceIf(is_mode[mode])
         m.Add(knob != mode).OnlyEnforceIf(is_mode[mode].Not())
-    gather = space.knob(GATHER_KNOB, (0, 1), "gather the im2col rows of each parallel chunk (0) or of each S1 tile (1)")
     if IM2COL in offered:
+        gather = space.knob(GATHER_KNOB, (0, 1), "gather the im2col rows of each parallel chunk (0) or of each S1 tile (1)")
         m.Add(gather == 0).OnlyEnforceIf(is_mode[IM2COL].Not())
-    else:
-        m.Add(gather == 0)
     return is_mode
 
 
