@@ -29,7 +29,12 @@ def test_fold_taps_is_a_choice_for_small_channel_counts_and_exact_every_way(chec
     }
     assert reductions == {conv_fold.ROWS: [("row_c", 16), ("kh", 3)], conv_fold.IM2COL: [("taps_c", 48)]}
     rng = random.Random(0)
-    fixed = [{conv_fold.KNOB: 2, conv_fold.GATHER_KNOB: 0}, {conv_fold.KNOB: 2, conv_fold.GATHER_KNOB: 1}, {conv_fold.KNOB: 1}, {conv_fold.KNOB: 0}]
+    fixed = [
+        {conv_fold.KNOB: 2, conv_fold.GATHER_KNOB: 0},
+        {conv_fold.KNOB: 2, conv_fold.GATHER_KNOB: 1},
+        {conv_fold.KNOB: 1},
+        {conv_fold.KNOB: 0},
+    ]
     points = [space.complete(partial, rng) for partial in fixed]
     assert all(p is not None for p in points)
     assert points[0]["taps_c0"] * points[0]["taps_c1"] == 12 and points[0]["kh0"] == points[0]["c0"] == 1
