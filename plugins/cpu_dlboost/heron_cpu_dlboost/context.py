@@ -25,7 +25,7 @@ from heron_core.layout import BlockedLayout
 from heron_core.operator import TensorSpec, padded
 from heron_core.space import Point, SearchSpace, divisors
 from heron_core.target import Context
-from heron_cpu_dlboost import intrin
+from heron_cpu_dlboost import conv_fold, intrin
 
 if TYPE_CHECKING:
     from heron_core.task import Task
@@ -82,11 +82,12 @@ class CPUContext(Context):
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def compute(self, task: Task, point: Point | None = None) -> Compute:
-        """The compute a point runs on (its ``row_extent``; without a point, the first choice)."""
+        """The compute a point runs on (its ``row_extent`` and ``fold_taps``; without a point, the first choices)."""
         row = point.get(ROW_KNOB) if point else None
-        key = (task.spec.model_dump_json(), row)
+        fold = point.get(conv_fold.KNOB, 0) if point else 0
+        key = (task.spec.model_dump_json(), row, fold)
         if key not in self._computes:
-            self._computes[key] = self._build_compute(task, row)
+            self._computes[key] = self._build_folded(task, row, fold) if fold else self._build_compute(task, row)
         return self._computes[key]
 
     def layout(self, task: Task, point: Point | None = None) -> Layout:
@@ -166,6 +167,29 @@ class CPUContext(Context):
         write_back_name = None if write_back is None else write_back.op.name
         return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices)
 
+    def _build_folded(self, task: Task, row: int | None, mode: int) -> Compute:
+        """The compute with kernel taps folded into the dot's reduction (``conv_fold``), on the spatial extents of
+        the unfolded one (same axis names: the spatial tile knobs are shared, and the taps a fold leaves)."""
+        from tvm import te
+
+        op = task.op
+        base = self.compute(task, None if row is None else {ROW_KNOB: row})
+        names = [iv.var.name for iv in base.out.op.axis]
+        extents = {iv.var.name: int(iv.dom.extent) for iv in base.out.op.axis}
+        reduce_names = [iv.var.name for iv in base.out.op.reduce_axis]
+        packed = _WeightLayout(op.tensor(op.dot_hint.weight).shape, self.weight_blocking(task))
+        layouts = (lambda shape, dim: _WeightLayout(shape, blocked(dim, 0)), self.data_layout, packed)
+        args, out, read, stages = conv_fold.build(task, mode, extents, names, reduce_names, layouts)
+        write_back = None
+        if op.epilogue:
+            extra = {t.name for t in op.epilogue.tensors()}
+            write_back = op.epilogue.compute(out, {a.name: a for a in args if a.name in extra}, op.output.shape)
+        elif tuple(out.shape) != op.output.shape:
+            write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
+        func = te.create_prim_func([*args, out if write_back is None else write_back])
+        write_back_name = None if write_back is None else write_back.op.name
+        return Compute(func, out, read, stages, self.layout_of(task, out, read), write_back_name, base.row_axis, base.row_choices)
+
     def padded_extents(self, task: Task, out, row_i: int | None, row: int | None) -> dict[str, int]:
         """The extent of each compute axis (by name) the kernel runs on: the lane axis up to a multiple of the
         weight blocking's lanes, the dot axis of its reduce group, the row axis (index ``row_i``: the data
@@ -212,11 +236,17 @@ class CPUContext(Context):
         row = None
         if len(compute.row_choices) > 1:
             row = space.knob(ROW_KNOB, compute.row_choices, f"the extent the row axis {compute.row_axis} is padded to")
+        folds = self.fold_modes(task)
+        is_mode = conv_fold.declare(space, folds) if len(folds) > 1 else None
+        axis_modes = self._fold_axes(task, folds) if is_mode else {}
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
             if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
                 tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
+            elif is_mode is not None and not ax.spatial:  # not in every fold mode
+                on = conv_fold.present(space, is_mode, axis_modes[ax.name])
+                tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, on, doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
         acc = space.knob(
@@ -253,6 +283,42 @@ class CPUContext(Context):
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         if parallel:
             parallel_rule(space, q["parallel_chunks"], cores)
+        if is_mode is not None:
+            self._fold_rules(task, space, tiles, is_mode, axis_modes)
+
+    def fold_modes(self, task: Task) -> tuple[int, ...]:
+        """The ``fold_taps`` values the template offers (``conv_fold.modes``); (0,): no knob."""
+        return conv_fold.modes(task)
+
+    def _fold_axes(self, task: Task, folds: tuple[int, ...]) -> dict[str, list[int]]:
+        """Per reduction axis of any fold mode (by name), the modes whose compute has it."""
+        axes: dict[str, list[int]] = {}
+        for mode in folds:
+            for ax in self.layout(task, {conv_fold.KNOB: mode}).axes:
+                if not ax.spatial:
+                    axes.setdefault(ax.name, []).append(mode)
+        return axes
+
+    def _fold_rules(self, task: Task, space: SearchSpace, tiles: dict, is_mode: dict, axis_modes: dict) -> None:
+        """The tiles of the folds' own reduction axes, and the cache rules on each fold's layout (the unfolded ones,
+        with the unfolded-only reduction tiles all 1, are then looser); no skipped sweeps (they test the unfolded
+        data stage's padding)."""
+        m = space.model
+        tiles = dict(tiles)
+        for mode, on in is_mode.items():
+            if mode == conv_fold.NONE:
+                continue
+            lay = self.layout(task, {conv_fold.KNOB: mode})
+            for ax in lay.axes:
+                if ax.name not in tiles:
+                    doc = f"reduction tile factors of {ax.name}, folded taps x channels (outer to inner)"
+                    there = conv_fold.present(space, is_mode, axis_modes[ax.name])
+                    tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, there, doc)
+            q = _quantities(lay, tiles, lambda xs, lay=lay: space.product(xs, _cap(lay)))
+            m.Add(q["l1_bytes"] <= self.target.l1_bytes).OnlyEnforceIf(on)
+            m.Add(q["l2_bytes"] <= self.target.l2_bytes).OnlyEnforceIf(on)
+        for skip in self.skips(task):
+            m.Add(space.knobs[skip.knob].var == 0).OnlyEnforceIf(is_mode[conv_fold.NONE].Not())
 
     def may_accumulate_in_output(self, task: Task) -> bool:
         """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
@@ -330,6 +396,9 @@ class CPUContext(Context):
             sch.reverse_compute_at(acc, outer_levels[point["acc_level"]][-1])
         outer = sch.fuse(*s(0))
         sch.parallel(outer)
+        if point.get(conv_fold.KNOB):
+            at = (outer, s_ordered(1)[-1])[point.get(conv_fold.GATHER_KNOB, 0)]
+            conv_fold.schedule(sch, point[conv_fold.KNOB], task.op.shape.C, at, self.target.cores)
         for loop in s(3):
             sch.unroll(loop)
         if point["unroll"]:
