@@ -37,6 +37,8 @@ ZMM_REGISTERS = 32
 MIN_CHAINS = 8  # vpdpbusd: ~4-5 cycles latency x 2 ports in flight
 ROW_KNOB = "row_extent"
 ROW_CHOICES = 3  # padded extents of the row axis the tuner may choose among
+LANE_KNOB = "lane_remainder"
+REMAINDER_ROWS = 16  # rows of the remainder kernel's register tile (one accumulator each)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,22 @@ class Compute:
     # logical part and/or the operator's epilogue (bias, ReLU, requantization)
     row_axis: str | None = None  # the row axis (``padded_extents``) and the extents it may be padded to
     row_choices: tuple[int, ...] = ()
+    remainder: Remainder | None = None  # the last, partial lane block's own computes (``lane_remainder``)
+
+
+@dataclass(frozen=True)
+class Remainder:
+    """The blocks that compute the last, partial lane block when it is not padded to 16 lanes (``lane_remainder``):
+    ``block`` (``lanes`` x 16/``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
+    reduction elements), ``tail`` (the reduction elements left over, plain code) and ``merge`` (the output: the
+    main compute's lanes, then the partial sums added up)."""
+
+    block: str
+    tail: str | None
+    merge: str
+    lanes: int
+    base: int  # the first lane it computes (the main compute's lane extent)
+    grouped: bool  # the data operand is read from its (..., reduce/4, 4) packing
 
 
 class CPUContext(Context):
@@ -82,17 +100,18 @@ class CPUContext(Context):
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def compute(self, task: Task, point: Point | None = None) -> Compute:
-        """The compute a point runs on (its ``row_extent``; without a point, the first choice)."""
+        """The compute a point runs on (its ``row_extent`` and ``lane_remainder``; without a point, the first choices)."""
         row = point.get(ROW_KNOB) if point else None
-        key = (task.spec.model_dump_json(), row)
+        rem = bool(point.get(LANE_KNOB, 0)) if point else False
+        key = (task.spec.model_dump_json(), row, rem)
         if key not in self._computes:
-            self._computes[key] = self._build_compute(task, row)
+            self._computes[key] = self._build_compute(task, row, rem)
         return self._computes[key]
 
     def layout(self, task: Task, point: Point | None = None) -> Layout:
         return self.compute(task, point).layout
 
-    def _build_compute(self, task: Task, row: int | None = None) -> Compute:
+    def _build_compute(self, task: Task, row: int | None = None, remainder: bool = False) -> Compute:
         """The operator's compute with the dot operands in micro-kernel layouts, on padded extents.
 
         The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` or ``constant``
@@ -104,7 +123,8 @@ class CPUContext(Context):
         the lane axis to a multiple of 16, the dot axis to a multiple of 4, the row axis to an extent
         that tiles well. The operands are then zero-padded where they are packed (the weight ahead of
         the calls, the data by its pack stage), the compute runs on the padded extents, and, when the
-        output is padded, a write-back block (the operator's output) copies its logical part.
+        output is padded, a write-back block (the operator's output) copies its logical part. With ``remainder``
+        (``lane_remainder``), the lanes beyond the last multiple of 16 are computed by blocks of their own instead.
         """
         from tvm import te
 
@@ -152,8 +172,12 @@ class CPUContext(Context):
             stages.append(_pack_stage(t.name, layout, source))
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        write_back = None
-        if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
+        write_back = rem = None
+        if remainder:
+            lane = out.op.axis[hint.out_lane_axis].var.name
+            out = _on_extents(out, {**extents, lane: extents[lane] - blocking.lanes}, f"{out.op.name}_main")
+            rem, write_back = self._remainder(task, out, stages)
+        elif any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
             padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
             out = _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
             if padded_out and not epilogue:
@@ -164,7 +188,7 @@ class CPUContext(Context):
         stage_names = tuple(s.op.name for s in stages)
         layout = self.layout_of(task, out, read)
         write_back_name = None if write_back is None else write_back.op.name
-        return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices)
+        return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices, rem)
 
     def padded_extents(self, task: Task, out, row_i: int | None, row: int | None) -> dict[str, int]:
         """The extent of each compute axis (by name) the kernel runs on: the lane axis up to a multiple of the
@@ -191,6 +215,33 @@ class CPUContext(Context):
         register tile); ``n`` alone when it has one."""
         return padded_extents(n, lambda e: min(max_divisor(e, ZMM_REGISTERS - 4), MIN_CHAINS) / MIN_CHAINS, ROW_CHOICES)
 
+    def remainder_lanes(self, task: Task) -> int | None:
+        """The lanes of the remainder micro-kernel (``lane_remainder``) when the template offers it: the output's lane
+        axis is its last, leaves 1 to 8 lanes beyond a multiple of 16 (2, 4 or 8 lanes, padded up to one of these,
+        cost fewer vpdpbusd than a block padded to 16), the dot is the only reduction, at least one call deep, and the
+        data operand has it innermost (its 4 x 16/lanes consecutive elements are contiguous); else None."""
+        op, hint = task.op, task.op.dot_hint
+        data, n = op.tensor(hint.data), op.output.shape[-1]
+        if hint.out_lane_axis != len(op.output.shape) - 1 or n < intrin.LANES or not 1 <= n % intrin.LANES <= 8:
+            return None
+        if hint.data_reduce_dim != len(data.shape) - 1 or data.pad or op.epilogue:
+            return None
+        reduce = self.compute(task).out.op.reduce_axis
+        lanes = max(2, 1 << (n % intrin.LANES - 1).bit_length())  # a loop of 1 lane would not match the micro-kernel
+        if len(reduce) != 1 or int(reduce[0].dom.extent) < intrin.LANES // lanes * intrin.REDUCE:
+            return None
+        return lanes
+
+    def _remainder(self, task: Task, main, stages: list) -> tuple[Remainder, object]:
+        """The blocks of the lanes ``main`` (on the lanes below the last multiple of 16) leaves: see ``Remainder``."""
+        lanes = self.remainder_lanes(task)
+        hint = task.op.dot_hint
+        block, tail, merge = _remainder_computes(main, task.op.output, lanes)
+        grouped = any(s.op.name == f"{hint.data}_pack" for s in stages)
+        base = int(main.op.axis[-1].dom.extent)
+        rem = Remainder(block.op.name, tail.op.name if tail is not None else None, merge.op.name, lanes, base, grouped)
+        return rem, merge
+
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
         """The weight's blocked layout (packed ahead of time when it is a ``weight``, by a stage otherwise)."""
@@ -212,18 +263,26 @@ class CPUContext(Context):
         row = None
         if len(compute.row_choices) > 1:
             row = space.knob(ROW_KNOB, compute.row_choices, f"the extent the row axis {compute.row_axis} is padded to")
+        rem = self._remainder_knob(task, space)
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
             if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
                 tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
+            elif rem is not None and ax.inner == intrin.LANES:  # one lane block fewer with the remainder kernel
+                blocks = space.var(ax.extent - 1, ax.extent)
+                m.Add(blocks == ax.extent - rem)
+                tiles[ax.name] = space.split_among(ax.name, (ax.extent, ax.extent - 1), blocks, ax.levels, doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
         acc = space.knob(
             "acc_level",
-            (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1),
+            (0, 1, 2) if self.may_accumulate_in_output(task) or rem is not None else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
+        if rem is not None:  # the main compute's own buffer is the accumulator, merged after; a padded output is not
+            m.Add(acc >= 2 * rem)
+            m.Add(acc <= 1 + rem)
         if row is not None and self.may_accumulate_in_output(task):
             in_output = m.NewBoolVar("acc_in_output")
             m.Add(acc == 2).OnlyEnforceIf(in_output)
@@ -246,13 +305,27 @@ class CPUContext(Context):
         cores = self.target.cores
         parallel = total >= cores and cores > 1
         m.Add(q["acc_registers"] + q["b_registers"] + 1 <= ZMM_REGISTERS)
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane, total // cores if parallel else total)))
+        chains = _max_register_tile(spatial, lane, total // cores if parallel else total)
+        if rem is not None:  # as many as the main compute of the remainder variant (one lane block fewer) allows
+            rem_spatial = [a for a in self.layout(task, {LANE_KNOB: 1}).axes if a.spatial]
+            rem_lane = next(a for a in rem_spatial if a.inner == intrin.LANES)
+            chains = min(chains, _max_register_tile(rem_spatial, rem_lane, total // cores if parallel else total))
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, chains))
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         if parallel:
-            parallel_rule(space, q["parallel_chunks"], cores)
+            parallel_rule(space, q["parallel_chunks"], cores, [] if rem is None else [rem == 0, rem == 1])
+
+    def _remainder_knob(self, task: Task, space: SearchSpace):
+        """The ``lane_remainder`` knob where the template offers it (``remainder_lanes``): 0 pads the last lane block to
+        16 lanes (the default, what records from before the knob ran), 1 computes it with the remainder micro-kernel."""
+        lanes = self.remainder_lanes(task)
+        if lanes is None:
+            return None
+        doc = f"compute the last {task.op.output.shape[-1] % intrin.LANES} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
+        return space.knob(LANE_KNOB, (0, 1), doc)
 
     def may_accumulate_in_output(self, task: Task) -> bool:
         """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
@@ -342,6 +415,8 @@ class CPUContext(Context):
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for stage in compute.stages:
             _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)
+        if compute.remainder is not None:
+            _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
         chosen = [skip for skip in self.skips(task) if point[skip.knob]]
         if chosen:
             _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), chosen, r(1)[0])
@@ -395,11 +470,12 @@ class CPUContext(Context):
         return {hint.weight: self.weight_blocking(task)}
 
 
-def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
+def parallel_rule(space: SearchSpace, chunks, cores: int, variants=()) -> None:
     """Parallelism, as far as the shape allows: at least one chunk per core, and either an even
-    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores)."""
+    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores); a preference
+    is kept only where each of the ``variants`` (conditions on knobs) still has points."""
     m = space.model
-    prefer(space, m.Add(chunks >= cores))
+    prefer(space, m.Add(chunks >= cores), variants)
     rem = space.var(0, cores - 1)
     m.AddModuloEquality(rem, chunks, cores)
     even = m.NewBoolVar("even_split")
@@ -407,20 +483,27 @@ def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
     for per_core in (4, 2):
         many = m.Add(chunks >= per_core * cores)
         many.OnlyEnforceIf(even.Not())
-        if prefer(space, many):
+        if prefer(space, many, variants):
             break
 
 
-def prefer(space: SearchSpace, constraint) -> bool:
-    """Keep the linear ``constraint`` (just added to ``space.model``) unless it leaves the space empty; returns
-    whether it was kept."""
+def prefer(space: SearchSpace, constraint, variants=()) -> bool:
+    """Keep the linear ``constraint`` (just added to ``space.model``) unless it leaves the space empty, or the part of
+    it where one of the ``variants`` holds; returns whether it was kept."""
     from ortools.sat.python import cp_model
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.max_time_in_seconds = 10.0
     solver.parameters.catch_sigint_signal = False
-    if solver.Solve(space.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+
+    def feasible(condition) -> bool:
+        model = space.model.clone()
+        if condition is not None:
+            model.Add(condition)
+        return solver.Solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+
+    if all(feasible(c) for c in (variants or [None])):
         return True
     space.model.Proto().constraints[constraint.Index()].clear_linear()  # an empty constraint: always true
     return False
@@ -467,6 +550,33 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
     sch.state.replace(sch.get_sref(rvs[-1]), new)
 
 
+def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> None:
+    """The remainder blocks: per group of up to ``REMAINDER_ROWS`` rows, one remainder micro-kernel call per row and
+    chunk of reduction, its accumulators zeroed in registers; the merge split at the main compute's lane extent, each
+    side vectorized. Their outer rows run in parallel on several cores (on one, a parallel loop costs a launch)."""
+    parallel = sch.parallel if cores > 1 else (lambda loop: None)
+    block = sch.get_sblock(rem.block)
+    *others, n, c, kk, t = sch.get_loops(block)
+    rows = int(sch.get(others[-1]).extent)
+    outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
+    sch.reorder(kk, inner, n, c, t)
+    parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
+    sch.unroll(inner)
+    init = sch.decompose_reduction(block, kk)
+    sch.vectorize(sch.fuse(*sch.get_loops(init)[-2:]))
+    sch.tensorize(n, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
+    if rem.tail is not None:
+        tail = sch.get_sblock(rem.tail)
+        loops = sch.get_loops(tail)
+        parallel(sch.fuse(*loops[:-2]) if len(loops) > 3 else loops[0])
+        sch.unroll(loops[-1])
+    merge = sch.get_sblock(rem.merge)
+    loops = sch.get_loops(merge)
+    parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
+    for part in sch.loop_partition(loops[-1], [rem.base, None]):
+        _vectorize_innermost_loop(sch, part)
+
+
 def _vectorize_innermost(sch, block, compute=None) -> None:
     """Vectorize the block's innermost loop by at most one zmm of int32: wider vectors (a whole
     tile row, gathered across lanes when the output is transposed) take LLVM minutes to compile.
@@ -474,6 +584,10 @@ def _vectorize_innermost(sch, block, compute=None) -> None:
     loop = sch.get_loops(block)[-1]
     if compute is not None and any(sch.get(loop).same_as(sch.get(x)) for x in sch.get_loops(compute)):
         return
+    _vectorize_innermost_loop(sch, loop)
+
+
+def _vectorize_innermost_loop(sch, loop) -> None:
     extent = int(sch.get(loop).extent)
     width = max(d for d in divisors(extent) if d <= intrin.LANES)
     if width < extent:
@@ -686,6 +800,47 @@ def _on_extents(out, extents: dict[str, int], name: str):
 
     shape = [extents[iv.var.name] for iv in out.op.axis]
     return te.compute(shape, body, name=name, varargs_names=[iv.var.name for iv in out.op.axis])
+
+
+def _remainder_computes(main, output: TensorSpec, lanes: int):
+    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last, on the lanes below the last
+    multiple of 16), its body read further: lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``."""
+    from tvm import te, tirx
+
+    chunks = intrin.LANES // lanes
+    red = main.op.body[0]
+    (k,) = main.op.reduce_axis
+    *others, lane = main.op.axis
+    base, depth = int(lane.dom.extent), int(k.dom.extent)
+    old = [iv.var for iv in [*main.op.axis, k]]
+    source = lambda *values: tirx.IndexMap(old, [red.source[0]], None).map_indices(list(values))[0]  # noqa: E731
+    rows = [int(iv.dom.extent) for iv in others]
+    full = depth // (intrin.REDUCE * chunks)
+    kk = te.reduce_axis((0, full), name="kk")
+    t = te.reduce_axis((0, intrin.REDUCE), name="kt")
+    block = te.compute(
+        (*rows, lanes, chunks),
+        lambda *v: te.sum(source(*v[:-2], base + v[-2], (kk * chunks + v[-1]) * intrin.REDUCE + t), axis=[kk, t]),
+        name=f"{main.op.name}_rem",
+    )
+    tail = None
+    first = full * intrin.REDUCE * chunks
+    if first < depth:
+        kt = te.reduce_axis((0, depth - first), name="kt")
+        tail = te.compute(
+            (*rows, output.shape[-1] - base),
+            lambda *v: te.sum(source(*v[:-1], base + v[-1], first + kt), axis=kt),
+            name=f"{main.op.name}_tail",
+        )
+
+    def merged(*i):
+        *o, j = i
+        rest = sum(block[(*o, j - base, c)] for c in range(chunks))
+        if tail is not None:
+            rest = rest + tail[(*o, j - base)]
+        return tirx.if_then_else(j < base, main[i], rest)
+
+    return block, tail, te.compute(output.shape, merged, name=output.name)
 
 
 def _pack_stage(name: str, layout, source):

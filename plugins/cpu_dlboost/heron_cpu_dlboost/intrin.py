@@ -68,3 +68,76 @@ def register() -> None:
     s_tir.TensorIntrin.register(NAMES["vnni"], desc, vnni, override=True)
     s_tir.TensorIntrin.register(NAMES["generic"], desc, generic, override=True)
     _registered = True
+
+
+def register_remainder(lanes: int, grouped: bool) -> dict[str, str]:
+    """The micro-kernel of the last, partial lane block: C[lanes, chunks] (s32) += A[chunks, 4] (u8) . B[chunks, lanes, 4]
+    (s8) reduced over the 4, with chunks = 16 / lanes. One vpdpbusd covers ``lanes`` output lanes x ``chunks`` dots of 4
+    consecutive reduction elements (the sum over chunks is left to the write-back), so the partial block costs
+    1 / chunks of the vpdpbusd of a block padded to 16 lanes. A is ``chunks`` x 4 contiguous bytes, broadcast ``lanes``
+    times; B is read from the weight's (lanes/16, reduce/4, 16, 4) packing: ``chunks`` groups of 4 reduction elements,
+    the first ``lanes`` lanes of each, gathered into (lane, chunk) order. ``grouped``: A is read from a (..., reduce/4, 4)
+    packing (indexed by group and element), else from its logical layout (one flat index).
+    """
+    chunks = LANES // lanes
+    names = {kind: f"heron_dot_{lanes}x{chunks}x4{'g' if grouped else ''}_u8s8s32_{kind}" for kind in ("vnni", "generic")}
+    if names["vnni"] in _remainders:
+        return names
+    from tvm import s_tir, tirx
+    from tvm.script import tirx as T
+
+    width = chunks * REDUCE  # bytes of A per call
+    a_shape, a_zero = ((chunks, REDUCE), [0, 0]) if grouped else ((width,), [0])
+    a_at = (lambda ci, t: (ci, t)) if grouped else (lambda ci, t: (ci * REDUCE + t,))  # noqa: E731
+    a_all = (lambda A: A[0:chunks, 0:REDUCE]) if grouped else (lambda A: A[0:width])  # noqa: E731
+    # concatenated B rows (chunk, lane, t) -> (lane, chunk, t)
+    b_index = [ci * lanes * REDUCE + n * REDUCE + t for n in range(lanes) for ci in range(chunks) for t in range(REDUCE)]
+
+    @T.prim_func(s_tir=True)
+    def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
+        B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
+            for n, ci, t in T.grid(lanes, chunks, REDUCE):
+                with T.sblock("update"):
+                    vn, vc, vt = T.axis.remap("SSR", [n, ci, t])
+                    C[vn, vc] = C[vn, vc] + T.cast(A[a_at(vc, vt)], "int32") * T.cast(B[vc, vn, vt], "int32")
+
+    @T.prim_func(s_tir=True)
+    def vnni(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
+        B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
+            C[0, T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
+                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
+                C.vload([0, 0], dtype="int32x16"),
+                T.Shuffle([A.vload(a_zero, dtype=f"uint8x{width}")] * (64 // width), list(range(64))),
+                T.Shuffle([B.vload([ci, 0, 0], dtype=f"int8x{lanes * REDUCE}") for ci in range(chunks)], b_index),
+                dtype="int32x16",
+            )
+
+    @T.prim_func(s_tir=True)
+    def generic(a: T.handle, b: T.handle, c: T.handle) -> None:
+        A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
+        B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
+        with T.sblock("root"):
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
+            for t in T.serial(REDUCE):
+                for n, ci in T.grid(lanes, chunks):
+                    C[n, ci] = C[n, ci] + T.cast(A[a_at(ci, t)], "int32") * T.cast(B[ci, n, t], "int32")
+
+    s_tir.TensorIntrin.register(names["vnni"], desc, vnni, override=True)
+    s_tir.TensorIntrin.register(names["generic"], desc, generic, override=True)
+    _remainders.add(names["vnni"])
+    return names
+
+
+_remainders: set = set()
