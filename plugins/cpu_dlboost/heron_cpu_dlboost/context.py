@@ -80,16 +80,17 @@ class Compute:
 
 @dataclass(frozen=True)
 class Remainder:
-    """The blocks that compute the last, partial lane block when it is not padded to 16 lanes (``lane_remainder``):
+    """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
     ``block`` (``lanes`` x 16/``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
-    reduction elements), ``tail`` (the reduction elements left over, plain code) and ``merge`` (the output: the
-    main compute's lanes, then the partial sums added up)."""
+    reduction elements), ``tail`` (the reduction elements left over, plain code) and ``sums`` (per row, the 16 lanes of
+    the block added up, zeros beyond the output). The main compute starts that block's accumulators from ``sums``
+    and skips its calls there."""
 
     block: str
     tail: str | None
-    merge: str
+    sums: str
     lanes: int
-    base: int  # the first lane it computes (the main compute's lane extent)
+    base: int  # the block's first lane
     grouped: bool  # the data operand is read from its (..., reduce/4, 4) packing
 
 
@@ -173,13 +174,12 @@ class CPUContext(Context):
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
         write_back = rem = None
-        if remainder:
-            lane = out.op.axis[hint.out_lane_axis].var.name
-            out = _on_extents(out, {**extents, lane: extents[lane] - blocking.lanes}, f"{out.op.name}_main")
-            rem, write_back = self._remainder(task, out, stages)
-        elif any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
+        if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
             padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
-            out = _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
+            logical, out = out, _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
+            if remainder:  # the remainder's sums are the initial values of the last lane block's accumulators
+                rem, sums = self._remainder(task, out, stages)
+                out = _on_extents(logical, extents, out.op.name, lambda *i: _initial(sums, rem.base, i))
             if padded_out and not epilogue:
                 write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
         if epilogue:
@@ -232,15 +232,15 @@ class CPUContext(Context):
             return None
         return lanes
 
-    def _remainder(self, task: Task, main, stages: list) -> tuple[Remainder, object]:
-        """The blocks of the lanes ``main`` (on the lanes below the last multiple of 16) leaves: see ``Remainder``."""
+    def _remainder(self, task: Task, padded, stages: list):
+        """The remainder blocks of the compute ``padded`` (lanes padded to a multiple of 16): see ``Remainder``."""
         lanes = self.remainder_lanes(task)
         hint = task.op.dot_hint
-        block, tail, merge = _remainder_computes(main, task.op.output, lanes)
+        base = task.op.output.shape[-1] // intrin.LANES * intrin.LANES
+        block, tail, sums = _remainder_computes(padded, task.op.output, base, lanes)
         grouped = any(s.op.name == f"{hint.data}_pack" for s in stages)
-        base = int(main.op.axis[-1].dom.extent)
-        rem = Remainder(block.op.name, tail.op.name if tail is not None else None, merge.op.name, lanes, base, grouped)
-        return rem, merge
+        rem = Remainder(block.op.name, tail.op.name if tail is not None else None, sums.op.name, lanes, base, grouped)
+        return rem, sums
 
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
@@ -263,26 +263,19 @@ class CPUContext(Context):
         row = None
         if len(compute.row_choices) > 1:
             row = space.knob(ROW_KNOB, compute.row_choices, f"the extent the row axis {compute.row_axis} is padded to")
-        rem = self._remainder_knob(task, space)
+        self._remainder_knob(task, space)
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
             if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
                 tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
-            elif rem is not None and ax.inner == intrin.LANES:  # one lane block fewer with the remainder kernel
-                blocks = space.var(ax.extent - 1, ax.extent)
-                m.Add(blocks == ax.extent - rem)
-                tiles[ax.name] = space.split_among(ax.name, (ax.extent, ax.extent - 1), blocks, ax.levels, doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
         acc = space.knob(
             "acc_level",
-            (0, 1, 2) if self.may_accumulate_in_output(task) or rem is not None else (0, 1),
+            (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1),
             "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
         )
-        if rem is not None:  # the main compute's own buffer is the accumulator, merged after; a padded output is not
-            m.Add(acc >= 2 * rem)
-            m.Add(acc <= 1 + rem)
         if row is not None and self.may_accumulate_in_output(task):
             in_output = m.NewBoolVar("acc_in_output")
             m.Add(acc == 2).OnlyEnforceIf(in_output)
@@ -305,18 +298,13 @@ class CPUContext(Context):
         cores = self.target.cores
         parallel = total >= cores and cores > 1
         m.Add(q["acc_registers"] + q["b_registers"] + 1 <= ZMM_REGISTERS)
-        chains = _max_register_tile(spatial, lane, total // cores if parallel else total)
-        if rem is not None:  # as many as the main compute of the remainder variant (one lane block fewer) allows
-            rem_spatial = [a for a in self.layout(task, {LANE_KNOB: 1}).axes if a.spatial]
-            rem_lane = next(a for a in rem_spatial if a.inner == intrin.LANES)
-            chains = min(chains, _max_register_tile(rem_spatial, rem_lane, total // cores if parallel else total))
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, chains))
+        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane, total // cores if parallel else total)))
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
         if parallel:
-            parallel_rule(space, q["parallel_chunks"], cores, [] if rem is None else [rem == 0, rem == 1])
+            parallel_rule(space, q["parallel_chunks"], cores)
 
     def _remainder_knob(self, task: Task, space: SearchSpace):
         """The ``lane_remainder`` knob where the template offers it (``remainder_lanes``): 0 pads the last lane block to
@@ -363,6 +351,8 @@ class CPUContext(Context):
         lay = compute.layout
         sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
         block = sch.get_sblock(compute.out.op.name)
+        if compute.remainder is not None:
+            _initialize_from_sums(sch, block, compute.remainder.sums, compute.remainder.base)
         factors = _tile_factors(lay, point)
         tiles = {
             ax.name: sch.split(loop, factors[ax.name] + ([ax.inner] if ax.inner > 1 else []))
@@ -415,12 +405,22 @@ class CPUContext(Context):
         sch.tensorize(micro[0], intrin.NAMES[self.target.params.microkernel])
         for stage in compute.stages:
             _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)
-        if compute.remainder is not None:
-            _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
         chosen = [skip for skip in self.skips(task) if point[skip.knob]]
         if chosen:
             _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), chosen, r(1)[0])
+        if compute.remainder is not None:
+            _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), [self._remainder_skip(task, compute)], None)
+            _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
         return sch.mod
+
+    def _remainder_skip(self, task: Task, compute: Compute) -> Skip:
+        """The micro-kernel calls of the lane block the remainder blocks compute (the last), one by one."""
+        hint = task.op.dot_hint
+        weight = task.op.tensor(hint.weight)
+        block_dim = len(weight.shape) - 2 if self.weight_blocking(task).others_first else 0  # in the weight's packing
+        operand = weight.name if _prepacked(weight, hint) else f"{weight.name}_pack"
+        last = compute.remainder.base // intrin.LANES
+        return Skip(LANE_KNOB, "", operand, lambda lo, hi: lo[block_dim] < last)
 
     def skips(self, task: Task) -> list[Skip]:
         """Micro-kernel calls the template may skip: those reading only the broadcast operand's
@@ -470,12 +470,11 @@ class CPUContext(Context):
         return {hint.weight: self.weight_blocking(task)}
 
 
-def parallel_rule(space: SearchSpace, chunks, cores: int, variants=()) -> None:
+def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
     """Parallelism, as far as the shape allows: at least one chunk per core, and either an even
-    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores); a preference
-    is kept only where each of the ``variants`` (conditions on knobs) still has points."""
+    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores)."""
     m = space.model
-    prefer(space, m.Add(chunks >= cores), variants)
+    prefer(space, m.Add(chunks >= cores))
     rem = space.var(0, cores - 1)
     m.AddModuloEquality(rem, chunks, cores)
     even = m.NewBoolVar("even_split")
@@ -483,27 +482,20 @@ def parallel_rule(space: SearchSpace, chunks, cores: int, variants=()) -> None:
     for per_core in (4, 2):
         many = m.Add(chunks >= per_core * cores)
         many.OnlyEnforceIf(even.Not())
-        if prefer(space, many, variants):
+        if prefer(space, many):
             break
 
 
-def prefer(space: SearchSpace, constraint, variants=()) -> bool:
-    """Keep the linear ``constraint`` (just added to ``space.model``) unless it leaves the space empty, or the part of
-    it where one of the ``variants`` holds; returns whether it was kept."""
+def prefer(space: SearchSpace, constraint) -> bool:
+    """Keep the linear ``constraint`` (just added to ``space.model``) unless it leaves the space empty; returns
+    whether it was kept."""
     from ortools.sat.python import cp_model
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.max_time_in_seconds = 10.0
     solver.parameters.catch_sigint_signal = False
-
-    def feasible(condition) -> bool:
-        model = space.model.clone()
-        if condition is not None:
-            model.Add(condition)
-        return solver.Solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-
-    if all(feasible(c) for c in (variants or [None])):
+    if solver.Solve(space.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return True
     space.model.Proto().constraints[constraint.Index()].clear_linear()  # an empty constraint: always true
     return False
@@ -520,7 +512,7 @@ class Skip:
     test: Callable[[list, list], object]
 
 
-def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
+def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:  # sweep None: call by call
     """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest)
     whose tiles are all zeros: the tests become the tensorized block's predicate, over the box
     the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
@@ -528,7 +520,7 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
 
     rvs = sch.get_loops(block)
     loops = [sch.get(rv) for rv in rvs]
-    first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
+    first = len(loops) if sweep is None else next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
     loop_vars = [node.loop_var for node in loops]
     innermost = loops[-1]
     realize = innermost.body
@@ -552,29 +544,33 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
 
 def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> None:
     """The remainder blocks: per group of up to ``REMAINDER_ROWS`` rows, one remainder micro-kernel call per row and
-    chunk of reduction, its accumulators zeroed in registers; the merge split at the main compute's lane extent, each
-    side vectorized. Their outer rows run in parallel on several cores (on one, a parallel loop costs a launch)."""
+    chunk of reduction, its accumulators zeroed in registers; the sums split at the output's last lane, each side
+    vectorized. Their outer rows run in parallel on several cores (on one, a parallel loop costs a launch)."""
     parallel = sch.parallel if cores > 1 else (lambda loop: None)
     block = sch.get_sblock(rem.block)
-    *others, n, c, kk, t = sch.get_loops(block)
+    *others, c, n, kk, t = sch.get_loops(block)
     rows = int(sch.get(others[-1]).extent)
     outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
-    sch.reorder(kk, inner, n, c, t)
+    sch.reorder(kk, inner, c, n, t)
     parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
     sch.unroll(inner)
     init = sch.decompose_reduction(block, kk)
     sch.vectorize(sch.fuse(*sch.get_loops(init)[-2:]))
-    sch.tensorize(n, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
-    if rem.tail is not None:
+    sch.tensorize(c, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
+    if rem.tail is not None:  # per row: each reduction element broadcast times a vector of the lanes
         tail = sch.get_sblock(rem.tail)
-        loops = sch.get_loops(tail)
-        parallel(sch.fuse(*loops[:-2]) if len(loops) > 3 else loops[0])
-        sch.unroll(loops[-1])
-    merge = sch.get_sblock(rem.merge)
-    loops = sch.get_loops(merge)
+        *rows_, n, kt = sch.get_loops(tail)
+        sch.reorder(kt, n)
+        parallel(sch.fuse(*rows_) if len(rows_) > 1 else rows_[0])
+        init = sch.decompose_reduction(tail, kt)
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.unroll(kt)
+        sch.unroll(n)
+    sums = sch.get_sblock(rem.sums)
+    loops = sch.get_loops(sums)
     parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
-    for part in sch.loop_partition(loops[-1], [rem.base, None]):
-        _vectorize_innermost_loop(sch, part)
+    for part in sch.loop_partition(loops[-1], [rem.lanes, None]):
+        sch.vectorize(part)
 
 
 def _vectorize_innermost(sch, block, compute=None) -> None:
@@ -584,10 +580,6 @@ def _vectorize_innermost(sch, block, compute=None) -> None:
     loop = sch.get_loops(block)[-1]
     if compute is not None and any(sch.get(loop).same_as(sch.get(x)) for x in sch.get_loops(compute)):
         return
-    _vectorize_innermost_loop(sch, loop)
-
-
-def _vectorize_innermost_loop(sch, loop) -> None:
     extent = int(sch.get(loop).extent)
     width = max(d for d in divisors(extent) if d <= intrin.LANES)
     if width < extent:
@@ -786,8 +778,9 @@ def _zero_beyond(source, t: TensorSpec, need: tuple[int, ...]):
     return read
 
 
-def _on_extents(out, extents: dict[str, int], name: str):
-    """The compute ``out`` (one reduction) over ``extents``, its axes by name: the same body, read further."""
+def _on_extents(out, extents: dict[str, int], name: str, init=None):
+    """The compute ``out`` (one reduction) over ``extents``, its axes by name: the same body, read further
+    (``init``: a function of the output indices giving the reduction's initial value, else the combiner's)."""
     from tvm import te, tirx
 
     red = out.op.body[0]
@@ -796,22 +789,56 @@ def _on_extents(out, extents: dict[str, int], name: str):
     def body(*vs):
         old = [iv.var for iv in [*out.op.axis, *out.op.reduce_axis]]
         sub = lambda e: tirx.IndexMap(old, [e], None).map_indices([*vs, *(r.var for r in raxes)])[0]  # noqa: E731
-        return tirx.Reduce(red.combiner, [sub(x) for x in red.source], raxes, sub(red.condition), red.value_index, red.init)
+        first = red.init if init is None else [init(*vs)]
+        return tirx.Reduce(red.combiner, [sub(x) for x in red.source], raxes, sub(red.condition), red.value_index, first)
 
     shape = [extents[iv.var.name] for iv in out.op.axis]
     return te.compute(shape, body, name=name, varargs_names=[iv.var.name for iv in out.op.axis])
 
 
-def _remainder_computes(main, output: TensorSpec, lanes: int):
-    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last, on the lanes below the last
-    multiple of 16), its body read further: lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``."""
+def _initial(sums, base: int, i):
+    """The initial value of the accumulator at output index ``i``: row 1 of ``sums`` in the lane block from ``base``,
+    row 0 (zeros) in the others."""
+    return sums[(*i[:-1], i[-1] // intrin.LANES // (base // intrin.LANES), i[-1] % intrin.LANES)]
+
+
+def _initialize_from_sums(sch, block, sums, base: int) -> None:
+    """Give ``block`` (a reduction) its initial values from ``sums`` (``_initial``): TE's ``create_prim_func`` keeps a
+    reduction's initial value out of the TIR block (it initializes with the combiner's identity)."""
+    from tvm import s_tir, tirx
+
+    old = sch.get(block)
+    buffer = sch.get(sch.get_sblock(sums)).writes[0].source
+    store = old.init
+    value = _initial(_Loads(buffer), base, list(store.indices))
+    new = s_tir.SBlock(
+        old.iter_vars, old.reads, old.writes, old.name_hint, old.body,
+        tirx.BufferStore(store.buffer, value, store.indices), old.alloc_buffers, old.match_buffers, old.annotations,
+    )
+    sch.state.replace(sch.get_sref(block), new, {old: new})
+
+
+@dataclass(frozen=True)
+class _Loads:
+    buffer: object
+
+    def __getitem__(self, idx):
+        from tvm import tirx
+
+        return tirx.BufferLoad(self.buffer, list(idx))
+
+
+def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
+    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded), its body read at
+    lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per lane of the
+    last lane block (zeros beyond the output's lanes; and a row of zeros, the initial values of the other blocks)."""
     from tvm import te, tirx
 
     chunks = intrin.LANES // lanes
     red = main.op.body[0]
     (k,) = main.op.reduce_axis
     *others, lane = main.op.axis
-    base, depth = int(lane.dom.extent), int(k.dom.extent)
+    depth = int(k.dom.extent)
     old = [iv.var for iv in [*main.op.axis, k]]
     source = lambda *values: tirx.IndexMap(old, [red.source[0]], None).map_indices(list(values))[0]  # noqa: E731
     rows = [int(iv.dom.extent) for iv in others]
@@ -819,8 +846,8 @@ def _remainder_computes(main, output: TensorSpec, lanes: int):
     kk = te.reduce_axis((0, full), name="kk")
     t = te.reduce_axis((0, intrin.REDUCE), name="kt")
     block = te.compute(
-        (*rows, lanes, chunks),
-        lambda *v: te.sum(source(*v[:-2], base + v[-2], (kk * chunks + v[-1]) * intrin.REDUCE + t), axis=[kk, t]),
+        (*rows, chunks, lanes),
+        lambda *v: te.sum(source(*v[:-2], base + v[-1], (kk * chunks + v[-2]) * intrin.REDUCE + t), axis=[kk, t]),
         name=f"{main.op.name}_rem",
     )
     tail = None
@@ -828,19 +855,17 @@ def _remainder_computes(main, output: TensorSpec, lanes: int):
     if first < depth:
         kt = te.reduce_axis((0, depth - first), name="kt")
         tail = te.compute(
-            (*rows, output.shape[-1] - base),
+            (*rows, lanes),
             lambda *v: te.sum(source(*v[:-1], base + v[-1], first + kt), axis=kt),
             name=f"{main.op.name}_tail",
         )
 
-    def merged(*i):
-        *o, j = i
-        rest = sum(block[(*o, j - base, c)] for c in range(chunks))
-        if tail is not None:
-            rest = rest + tail[(*o, j - base)]
-        return tirx.if_then_else(j < base, main[i], rest)
+    def summed(*i):  # (..., 0, lane): zeros, the initial values of the other lane blocks
+        *o, h, n = i
+        total = sum(block[(*o, c, n)] for c in range(chunks)) + (0 if tail is None else tail[(*o, n)])
+        return tirx.if_then_else(tirx.all(h == 1, n < lanes), total, 0)
 
-    return block, tail, te.compute(output.shape, merged, name=output.name)
+    return block, tail, te.compute((*rows, 2, intrin.LANES), summed, name=f"{main.op.name}_sums")
 
 
 def _pack_stage(name: str, layout, source):
