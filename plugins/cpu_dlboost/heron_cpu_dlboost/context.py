@@ -82,7 +82,7 @@ class Compute:
 class Remainder:
     """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
     ``block`` (``lanes`` x 16/``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
-    reduction elements), ``tail`` (the reduction elements left over, plain code) and ``sums`` (per row, the 16 lanes of
+    reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and ``sums`` (per row, the 16 lanes of
     the block added up, zeros beyond the output). The main compute starts that block's accumulators from ``sums``
     and skips its calls there."""
 
@@ -557,15 +557,16 @@ def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> No
     init = sch.decompose_reduction(block, kk)
     sch.vectorize(sch.fuse(*sch.get_loops(init)[-2:]))
     sch.tensorize(c, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
-    if rem.tail is not None:  # per row: each reduction element broadcast times a vector of the lanes
+    if rem.tail is not None:  # the 16-lane micro-kernel, its rows in register tiles as above
         tail = sch.get_sblock(rem.tail)
-        *rows_, n, kt = sch.get_loops(tail)
-        sch.reorder(kt, n)
-        parallel(sch.fuse(*rows_) if len(rows_) > 1 else rows_[0])
-        init = sch.decompose_reduction(tail, kt)
+        *others, n, g, t = sch.get_loops(tail)
+        outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
+        sch.reorder(g, inner, n, t)
+        parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
+        sch.unroll(inner)
+        init = sch.decompose_reduction(tail, g)
         sch.vectorize(sch.get_loops(init)[-1])
-        sch.unroll(kt)
-        sch.unroll(n)
+        sch.tensorize(n, intrin.NAMES[microkernel])
     sums = sch.get_sblock(rem.sums)
     loops = sch.get_loops(sums)
     parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
@@ -797,9 +798,11 @@ def _on_extents(out, extents: dict[str, int], name: str, init=None):
 
 
 def _initial(sums, base: int, i):
-    """The initial value of the accumulator at output index ``i``: row 1 of ``sums`` in the lane block from ``base``,
-    row 0 (zeros) in the others."""
-    return sums[(*i[:-1], i[-1] // intrin.LANES // (base // intrin.LANES), i[-1] % intrin.LANES)]
+    """The initial value of the accumulator at output index ``i``: in the lane block from ``base``, the sums of its
+    row (``sums`` row ``r + 1``), elsewhere row 0 (zeros)."""
+    last = i[-1] // intrin.LANES // (base // intrin.LANES)  # 1 in the last lane block, else 0
+    row = (i[-2] + 1) * last if len(i) > 1 else last
+    return sums[(*i[:-2], row, i[-1] % intrin.LANES)]
 
 
 def _initialize_from_sums(sch, block, sums, base: int) -> None:
@@ -831,7 +834,7 @@ class _Loads:
 def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
     """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded), its body read at
     lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per lane of the
-    last lane block (zeros beyond the output's lanes; and a row of zeros, the initial values of the other blocks)."""
+    last lane block (zeros beyond the output's lanes), after a row of zeros, the initial values of the other blocks."""
     from tvm import te, tirx
 
     chunks = intrin.LANES // lanes
@@ -852,20 +855,23 @@ def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
     )
     tail = None
     first = full * intrin.REDUCE * chunks
-    if first < depth:
-        kt = te.reduce_axis((0, depth - first), name="kt")
+    if first < depth:  # the main micro-kernel's shape: 16 lanes (zeros beyond the output) x groups of 4
+        g = te.reduce_axis((0, (depth - first) // intrin.REDUCE), name="kg")
+        kt = te.reduce_axis((0, intrin.REDUCE), name="kt")
         tail = te.compute(
-            (*rows, lanes),
-            lambda *v: te.sum(source(*v[:-1], base + v[-1], first + kt), axis=kt),
+            (*rows, intrin.LANES),
+            lambda *v: te.sum(source(*v[:-1], base + v[-1], first + g * intrin.REDUCE + kt), axis=[g, kt]),
             name=f"{main.op.name}_tail",
         )
 
-    def summed(*i):  # (..., 0, lane): zeros, the initial values of the other lane blocks
-        *o, h, n = i
-        total = sum(block[(*o, c, n)] for c in range(chunks)) + (0 if tail is None else tail[(*o, n)])
-        return tirx.if_then_else(tirx.all(h == 1, n < lanes), total, 0)
+    def summed(*i):  # row 0 (of the last row axis): zeros, the initial values of the other lane blocks
+        *o, r, n = i
+        at = (*o, r - 1) if rows else ()
+        total = sum(block[(*at, c, n)] for c in range(chunks)) + (0 if tail is None else tail[(*at, n)])
+        return tirx.if_then_else(tirx.all(r > 0, n < lanes), total, 0)
 
-    return block, tail, te.compute((*rows, 2, intrin.LANES), summed, name=f"{main.op.name}_sums")
+    shape = (*rows[:-1], rows[-1] + 1) if rows else (2,)
+    return block, tail, te.compute((*shape, intrin.LANES), summed, name=f"{main.op.name}_sums")
 
 
 def _pack_stage(name: str, layout, source):
