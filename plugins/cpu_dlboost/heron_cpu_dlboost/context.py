@@ -81,10 +81,10 @@ class Compute:
 @dataclass(frozen=True)
 class Remainder:
     """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
-    ``block`` (``lanes`` x 16/``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
-    reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and ``sums`` (per row, the 16 lanes of
-    the block added up, zeros beyond the output). The main compute starts that block's accumulators from ``sums``
-    and skips its calls there."""
+    ``block`` (16/``lanes`` x ``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
+    reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and
+    ``sums`` (a row of zeros, then per row the block's 16 lanes added up, zeros beyond the output). The main compute
+    starts that block's accumulators from ``sums`` and skips its calls there."""
 
     block: str
     tail: str | None
@@ -312,7 +312,8 @@ class CPUContext(Context):
         lanes = self.remainder_lanes(task)
         if lanes is None:
             return None
-        doc = f"compute the last {task.op.output.shape[-1] % intrin.LANES} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
+        r = task.op.output.shape[-1] % intrin.LANES
+        doc = f"compute the last {r} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
         return space.knob(LANE_KNOB, (0, 1), doc)
 
     def may_accumulate_in_output(self, task: Task) -> bool:
@@ -512,15 +513,17 @@ class Skip:
     test: Callable[[list, list], object]
 
 
-def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:  # sweep None: call by call
-    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest)
+def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
+    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest; None: each call alone)
     whose tiles are all zeros: the tests become the tensorized block's predicate, over the box
     the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
     from tvm import s_tir, tirx
 
     rvs = sch.get_loops(block)
     loops = [sch.get(rv) for rv in rvs]
-    first = len(loops) if sweep is None else next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
+    first = len(loops)
+    if sweep is not None:
+        first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
     loop_vars = [node.loop_var for node in loops]
     innermost = loops[-1]
     realize = innermost.body
