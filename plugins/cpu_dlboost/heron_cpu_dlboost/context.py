@@ -37,6 +37,8 @@ ZMM_REGISTERS = 32
 MIN_CHAINS = 8  # vpdpbusd: ~4-5 cycles latency x 2 ports in flight
 ROW_KNOB = "row_extent"
 ROW_CHOICES = 3  # padded extents of the row axis the tuner may choose among
+LANE_KNOB = "lane_remainder"
+REMAINDER_ROWS = 16  # rows of the remainder kernel's register tile (one accumulator each)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,23 @@ class Compute:
     # logical part and/or the operator's epilogue (bias, ReLU, requantization)
     row_axis: str | None = None  # the row axis (``padded_extents``) and the extents it may be padded to
     row_choices: tuple[int, ...] = ()
+    remainder: Remainder | None = None  # the last, partial lane block's own computes (``lane_remainder``)
+
+
+@dataclass(frozen=True)
+class Remainder:
+    """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
+    ``block`` (16/``lanes`` x ``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
+    reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and
+    ``sums`` (a row of zeros, then per row the block's 16 lanes added up, zeros beyond the output). The main compute
+    starts that block's accumulators from ``sums`` and skips its calls there."""
+
+    block: str
+    tail: str | None
+    sums: str
+    lanes: int
+    base: int  # the block's first lane
+    grouped: bool  # the data operand is read from its (..., reduce/4, 4) packing
 
 
 class CPUContext(Context):
@@ -82,18 +101,20 @@ class CPUContext(Context):
 
     # --- the compute, on the layouts the micro-kernel reads -----------------------------
     def compute(self, task: Task, point: Point | None = None) -> Compute:
-        """The compute a point runs on (its ``row_extent`` and ``fold_taps``; without a point, the first choices)."""
+        """The compute a point runs on (its ``row_extent``, ``fold_taps`` and ``lane_remainder``; without a point, the
+        first choices)."""
         row = point.get(ROW_KNOB) if point else None
         fold = point.get(conv_fold.KNOB, 0) if point else 0
-        key = (task.spec.model_dump_json(), row, fold)
+        rem = bool(point.get(LANE_KNOB, 0)) if point else False
+        key = (task.spec.model_dump_json(), row, fold, rem)
         if key not in self._computes:
-            self._computes[key] = self._build_folded(task, row, fold) if fold else self._build_compute(task, row)
+            self._computes[key] = self._build_folded(task, row, fold) if fold else self._build_compute(task, row, rem)
         return self._computes[key]
 
     def layout(self, task: Task, point: Point | None = None) -> Layout:
         return self.compute(task, point).layout
 
-    def _build_compute(self, task: Task, row: int | None = None) -> Compute:
+    def _build_compute(self, task: Task, row: int | None = None, remainder: bool = False) -> Compute:
         """The operator's compute with the dot operands in micro-kernel layouts, on padded extents.
 
         The weight operand becomes (lanes/16, ..., reduce/4, 16, 4): a ``weight`` or ``constant``
@@ -105,7 +126,8 @@ class CPUContext(Context):
         the lane axis to a multiple of 16, the dot axis to a multiple of 4, the row axis to an extent
         that tiles well. The operands are then zero-padded where they are packed (the weight ahead of
         the calls, the data by its pack stage), the compute runs on the padded extents, and, when the
-        output is padded, a write-back block (the operator's output) copies its logical part.
+        output is padded, a write-back block (the operator's output) copies its logical part. With ``remainder``
+        (``lane_remainder``), the lanes beyond the last multiple of 16 are computed by blocks of their own instead.
         """
         from tvm import te
 
@@ -153,10 +175,13 @@ class CPUContext(Context):
             stages.append(_pack_stage(t.name, layout, source))
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        write_back = None
+        write_back = rem = None
         if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
             padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
-            out = _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
+            logical, out = out, _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
+            if remainder:  # the remainder's sums are the initial values of the last lane block's accumulators
+                rem, sums = self._remainder(task, out, stages)
+                out = _on_extents(logical, extents, out.op.name, lambda *i: _initial(sums, rem.base, i))
             if padded_out and not epilogue:
                 write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
         if epilogue:
@@ -165,7 +190,7 @@ class CPUContext(Context):
         stage_names = tuple(s.op.name for s in stages)
         layout = self.layout_of(task, out, read)
         write_back_name = None if write_back is None else write_back.op.name
-        return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices)
+        return Compute(func, out, read, stage_names, layout, write_back_name, row_axis, choices, rem)
 
     def _build_folded(self, task: Task, row: int | None, mode: int) -> Compute:
         """The compute with kernel taps folded into the dot's reduction (``conv_fold``), on the spatial extents of
@@ -215,6 +240,33 @@ class CPUContext(Context):
         register tile); ``n`` alone when it has one."""
         return padded_extents(n, lambda e: min(max_divisor(e, ZMM_REGISTERS - 4), MIN_CHAINS) / MIN_CHAINS, ROW_CHOICES)
 
+    def remainder_lanes(self, task: Task) -> int | None:
+        """The lanes of the remainder micro-kernel (``lane_remainder``) when the template offers it: the output's lane
+        axis is its last, leaves 1 to 8 lanes beyond a multiple of 16 (2, 4 or 8 lanes, padded up to one of these,
+        cost fewer vpdpbusd than a block padded to 16), the dot is the only reduction, at least one call deep, and the
+        data operand has it innermost (its 4 x 16/lanes consecutive elements are contiguous); else None."""
+        op, hint = task.op, task.op.dot_hint
+        data, n = op.tensor(hint.data), op.output.shape[-1]
+        if hint.out_lane_axis != len(op.output.shape) - 1 or n < intrin.LANES or not 1 <= n % intrin.LANES <= 8:
+            return None
+        if hint.data_reduce_dim != len(data.shape) - 1 or data.pad or op.epilogue:
+            return None
+        reduce = self.compute(task).out.op.reduce_axis
+        lanes = max(2, 1 << (n % intrin.LANES - 1).bit_length())  # a loop of 1 lane would not match the micro-kernel
+        if len(reduce) != 1 or int(reduce[0].dom.extent) < intrin.LANES // lanes * intrin.REDUCE:
+            return None
+        return lanes
+
+    def _remainder(self, task: Task, padded, stages: list):
+        """The remainder blocks of the compute ``padded`` (lanes padded to a multiple of 16): see ``Remainder``."""
+        lanes = self.remainder_lanes(task)
+        hint = task.op.dot_hint
+        base = task.op.output.shape[-1] // intrin.LANES * intrin.LANES
+        block, tail, sums = _remainder_computes(padded, task.op.output, base, lanes)
+        grouped = any(s.op.name == f"{hint.data}_pack" for s in stages)
+        rem = Remainder(block.op.name, tail.op.name if tail is not None else None, sums.op.name, lanes, base, grouped)
+        return rem, sums
+
     # --- what a variant of the template (e.g. AMX) may change: operand layouts, the compute's axes
     def weight_blocking(self, task: Task) -> BlockedLayout:
         """The weight's blocked layout (packed ahead of time when it is a ``weight``, by a stage otherwise)."""
@@ -239,6 +291,7 @@ class CPUContext(Context):
         folds = self.fold_modes(task)
         is_mode = conv_fold.declare(space, folds) if len(folds) > 1 else None
         axis_modes = self._fold_axes(task, folds) if is_mode else {}
+        self._remainder_knob(task, space)
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
@@ -320,6 +373,16 @@ class CPUContext(Context):
         for skip in self.skips(task):
             m.Add(space.knobs[skip.knob].var == 0).OnlyEnforceIf(is_mode[conv_fold.NONE].Not())
 
+    def _remainder_knob(self, task: Task, space: SearchSpace):
+        """The ``lane_remainder`` knob where the template offers it (``remainder_lanes``): 0 pads the last lane block to
+        16 lanes (the default, what records from before the knob ran), 1 computes it with the remainder micro-kernel."""
+        lanes = self.remainder_lanes(task)
+        if lanes is None:
+            return None
+        r = task.op.output.shape[-1] % intrin.LANES
+        doc = f"compute the last {r} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
+        return space.knob(LANE_KNOB, (0, 1), doc)
+
     def may_accumulate_in_output(self, task: Task) -> bool:
         """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
         it is not padded (a padded output is accumulated in a cache whose logical part is written back)."""
@@ -356,6 +419,8 @@ class CPUContext(Context):
         lay = compute.layout
         sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
         block = sch.get_sblock(compute.out.op.name)
+        if compute.remainder is not None:
+            _initialize_from_sums(sch, block, compute.remainder.sums, compute.remainder.base)
         factors = _tile_factors(lay, point)
         tiles = {
             ax.name: sch.split(loop, factors[ax.name] + ([ax.inner] if ax.inner > 1 else []))
@@ -414,7 +479,19 @@ class CPUContext(Context):
         chosen = [skip for skip in self.skips(task) if point[skip.knob]]
         if chosen:
             _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), chosen, r(1)[0])
+        if compute.remainder is not None:
+            _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), [self._remainder_skip(task, compute)], None)
+            _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
         return sch.mod
+
+    def _remainder_skip(self, task: Task, compute: Compute) -> Skip:
+        """The micro-kernel calls of the lane block the remainder blocks compute (the last), one by one."""
+        hint = task.op.dot_hint
+        weight = task.op.tensor(hint.weight)
+        block_dim = len(weight.shape) - 2 if self.weight_blocking(task).others_first else 0  # in the weight's packing
+        operand = weight.name if _prepacked(weight, hint) else f"{weight.name}_pack"
+        last = compute.remainder.base // intrin.LANES
+        return Skip(LANE_KNOB, "", operand, lambda lo, hi: lo[block_dim] < last)
 
     def skips(self, task: Task) -> list[Skip]:
         """Micro-kernel calls the template may skip: those reading only the broadcast operand's
@@ -507,14 +584,16 @@ class Skip:
 
 
 def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
-    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest)
+    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest; None: each call alone)
     whose tiles are all zeros: the tests become the tensorized block's predicate, over the box
     the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
     from tvm import s_tir, tirx
 
     rvs = sch.get_loops(block)
     loops = [sch.get(rv) for rv in rvs]
-    first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
+    first = len(loops)
+    if sweep is not None:
+        first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
     loop_vars = [node.loop_var for node in loops]
     innermost = loops[-1]
     realize = innermost.body
@@ -534,6 +613,38 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
         innermost.loop_var, innermost.min, innermost.extent, innermost.kind, body, innermost.thread_binding, innermost.annotations
     )
     sch.state.replace(sch.get_sref(rvs[-1]), new)
+
+
+def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> None:
+    """The remainder blocks: per group of up to ``REMAINDER_ROWS`` rows, one remainder micro-kernel call per row and
+    chunk of reduction, its accumulators zeroed in registers; the sums split at the output's last lane, each side
+    vectorized. Their outer rows run in parallel on several cores (on one, a parallel loop costs a launch)."""
+    parallel = sch.parallel if cores > 1 else (lambda loop: None)
+    block = sch.get_sblock(rem.block)
+    *others, c, n, kk, t = sch.get_loops(block)
+    rows = int(sch.get(others[-1]).extent)
+    outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
+    sch.reorder(kk, inner, c, n, t)
+    parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
+    sch.unroll(inner)
+    init = sch.decompose_reduction(block, kk)
+    sch.vectorize(sch.fuse(*sch.get_loops(init)[-2:]))
+    sch.tensorize(c, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
+    if rem.tail is not None:  # the 16-lane micro-kernel, its rows in register tiles as above
+        tail = sch.get_sblock(rem.tail)
+        *others, n, g, t = sch.get_loops(tail)
+        outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
+        sch.reorder(g, inner, n, t)
+        parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
+        sch.unroll(inner)
+        init = sch.decompose_reduction(tail, g)
+        sch.vectorize(sch.get_loops(init)[-1])
+        sch.tensorize(n, intrin.NAMES[microkernel])
+    sums = sch.get_sblock(rem.sums)
+    loops = sch.get_loops(sums)
+    parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
+    for part in sch.loop_partition(loops[-1], [rem.lanes, None]):
+        sch.vectorize(part)
 
 
 def _vectorize_innermost(sch, block, compute=None) -> None:
@@ -741,8 +852,9 @@ def _zero_beyond(source, t: TensorSpec, need: tuple[int, ...]):
     return read
 
 
-def _on_extents(out, extents: dict[str, int], name: str):
-    """The compute ``out`` (one reduction) over ``extents``, its axes by name: the same body, read further."""
+def _on_extents(out, extents: dict[str, int], name: str, init=None):
+    """The compute ``out`` (one reduction) over ``extents``, its axes by name: the same body, read further
+    (``init``: a function of the output indices giving the reduction's initial value, else the combiner's)."""
     from tvm import te, tirx
 
     red = out.op.body[0]
@@ -751,10 +863,88 @@ def _on_extents(out, extents: dict[str, int], name: str):
     def body(*vs):
         old = [iv.var for iv in [*out.op.axis, *out.op.reduce_axis]]
         sub = lambda e: tirx.IndexMap(old, [e], None).map_indices([*vs, *(r.var for r in raxes)])[0]  # noqa: E731
-        return tirx.Reduce(red.combiner, [sub(x) for x in red.source], raxes, sub(red.condition), red.value_index, red.init)
+        first = red.init if init is None else [init(*vs)]
+        return tirx.Reduce(red.combiner, [sub(x) for x in red.source], raxes, sub(red.condition), red.value_index, first)
 
     shape = [extents[iv.var.name] for iv in out.op.axis]
     return te.compute(shape, body, name=name, varargs_names=[iv.var.name for iv in out.op.axis])
+
+
+def _initial(sums, base: int, i):
+    """The initial value of the accumulator at output index ``i``: in the lane block from ``base``, the sums of its
+    row (``sums`` row ``r + 1``), elsewhere row 0 (zeros)."""
+    last = i[-1] // intrin.LANES // (base // intrin.LANES)  # 1 in the last lane block, else 0
+    row = (i[-2] + 1) * last if len(i) > 1 else last
+    return sums[(*i[:-2], row, i[-1] % intrin.LANES)]
+
+
+def _initialize_from_sums(sch, block, sums, base: int) -> None:
+    """Give ``block`` (a reduction) its initial values from ``sums`` (``_initial``): TE's ``create_prim_func`` keeps a
+    reduction's initial value out of the TIR block (it initializes with the combiner's identity)."""
+    from tvm import s_tir, tirx
+
+    old = sch.get(block)
+    buffer = sch.get(sch.get_sblock(sums)).writes[0].source
+    store = old.init
+    value = _initial(_Loads(buffer), base, list(store.indices))
+    new = s_tir.SBlock(
+        old.iter_vars, old.reads, old.writes, old.name_hint, old.body,
+        tirx.BufferStore(store.buffer, value, store.indices), old.alloc_buffers, old.match_buffers, old.annotations,
+    )
+    sch.state.replace(sch.get_sref(block), new, {old: new})
+
+
+@dataclass(frozen=True)
+class _Loads:
+    buffer: object
+
+    def __getitem__(self, idx):
+        from tvm import tirx
+
+        return tirx.BufferLoad(self.buffer, list(idx))
+
+
+def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
+    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded), its body read at
+    lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per lane of the
+    last lane block (zeros beyond the output's lanes), after a row of zeros, the initial values of the other blocks."""
+    from tvm import te, tirx
+
+    chunks = intrin.LANES // lanes
+    red = main.op.body[0]
+    (k,) = main.op.reduce_axis
+    *others, lane = main.op.axis
+    depth = int(k.dom.extent)
+    old = [iv.var for iv in [*main.op.axis, k]]
+    source = lambda *values: tirx.IndexMap(old, [red.source[0]], None).map_indices(list(values))[0]  # noqa: E731
+    rows = [int(iv.dom.extent) for iv in others]
+    full = depth // (intrin.REDUCE * chunks)
+    kk = te.reduce_axis((0, full), name="kk")
+    t = te.reduce_axis((0, intrin.REDUCE), name="kt")
+    block = te.compute(
+        (*rows, chunks, lanes),
+        lambda *v: te.sum(source(*v[:-2], base + v[-1], (kk * chunks + v[-2]) * intrin.REDUCE + t), axis=[kk, t]),
+        name=f"{main.op.name}_rem",
+    )
+    tail = None
+    first = full * intrin.REDUCE * chunks
+    if first < depth:  # the main micro-kernel's shape: 16 lanes (zeros beyond the output) x groups of 4
+        g = te.reduce_axis((0, (depth - first) // intrin.REDUCE), name="kg")
+        kt = te.reduce_axis((0, intrin.REDUCE), name="kt")
+        tail = te.compute(
+            (*rows, intrin.LANES),
+            lambda *v: te.sum(source(*v[:-1], base + v[-1], first + g * intrin.REDUCE + kt), axis=[g, kt]),
+            name=f"{main.op.name}_tail",
+        )
+
+    def summed(*i):  # row 0 (of the last row axis): zeros, the initial values of the other lane blocks
+        *o, r, n = i
+        at = (*o, r - 1) if rows else ()
+        total = sum(block[(*at, c, n)] for c in range(chunks)) + (0 if tail is None else tail[(*at, n)])
+        return tirx.if_then_else(tirx.all(r > 0, n < lanes), total, 0)
+
+    shape = (*rows[:-1], rows[-1] + 1) if rows else (2,)
+    return block, tail, te.compute((*shape, intrin.LANES), summed, name=f"{main.op.name}_sums")
 
 
 def _pack_stage(name: str, layout, source):

@@ -112,3 +112,36 @@ def test_row_extent_is_a_knob_and_a_padded_choice_is_exact(check_points):
     old = {k: v for k, v in points[0].items() if k != "row_extent"}  # recorded before the knob existed
     assert space.upgraded(old)["row_extent"] == 38
     check_points(task, points)
+
+
+@pytest.mark.parametrize(
+    "op,shape,lanes",
+    [
+        ("gemm", {"M": 5, "K": 20, "N": 20}, 4),  # 4 lanes x 4 chunks, 4 reduction elements left to the tail
+        ("dense", {"M": 37, "K": 18, "N": 24}, 8),  # rows padded, the data packed (K to 20): 8 lanes x 2 chunks
+        ("bmm", {"batch": 2, "M": 3, "K": 36, "N": 17}, 2),  # 1 lane run as 2 x 8 chunks, a tail of 4
+    ],
+)
+def test_lane_remainder_is_a_knob_and_exact(op, shape, lanes, check_points):
+    """Output lanes beyond a multiple of 16 may be computed by a remainder micro-kernel instead of the 16-lane one:
+    the ``lane_remainder`` knob; its points compute the logical output exactly, and a point recorded before the knob
+    existed resumes as before (0)."""
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, **PARAMS["dlboost"]})
+    task = Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype="int32"))
+    space = SearchSpace(task)
+    assert space.knobs["lane_remainder"].values == [0, 1]
+    assert task.context.compute(task, {"lane_remainder": 1}).remainder.lanes == lanes
+    rng = random.Random(0)
+    points = [space.complete({"lane_remainder": 1}, rng), space.complete({"lane_remainder": 0}, rng)]
+    assert points[0] is not None and points[1] is not None
+    old = {k: v for k, v in points[1].items() if k != "lane_remainder"}
+    assert space.upgraded(old) == points[1] and space.is_valid(space.upgraded(old))
+    check_points(task, points)
+
+
+def test_lane_remainder_is_offered_only_where_it_saves_calls():
+    ref = PluginRef(name="dlboost", params={"num_cores": 2, **PARAMS["dlboost"]})
+    # 32 lanes divide; 29 leave 13 (no fewer calls than padding); K=8 is shallower than one 4-lane call (4 x 16)
+    for shape in ({"M": 4, "K": 64, "N": 32}, {"M": 4, "K": 64, "N": 29}, {"M": 4, "K": 8, "N": 20}):
+        task = Task(TaskSpec(target=ref, op="dense", shape=shape, in_dtype="int8", out_dtype="int32"))
+        assert "lane_remainder" not in SearchSpace(task).knobs
