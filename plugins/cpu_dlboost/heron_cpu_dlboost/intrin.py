@@ -11,6 +11,7 @@ from __future__ import annotations
 LANES, REDUCE = 16, 4
 NAMES = {"vnni": "heron_dot_16x4_u8s8s32_vnni", "generic": "heron_dot_16x4_u8s8s32_generic"}
 _registered = False
+_remainders: set[str] = set()  # the remainder micro-kernels registered in this process
 
 
 def register() -> None:
@@ -137,6 +138,3 @@ def register_remainder(lanes: int, grouped: bool) -> dict[str, str]:
     s_tir.TensorIntrin.register(names["generic"], desc, generic, override=True)
     _remainders.add(names["vnni"])
     return names
-
-
-_remainders: set = set()
