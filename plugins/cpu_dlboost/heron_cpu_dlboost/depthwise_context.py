@@ -120,13 +120,7 @@ class DepthwiseContext(Context):
             return te.sum(xt[(n, b, *o, g, j, lane)].astype("int32") * w[b, g, lane, j].astype("int32"), axis=[g, j])
 
         acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
-
-        def copy(*idx):
-            n, k, o = (idx[0], idx[-1], idx[1:-1]) if last else (idx[0], idx[1], idx[2:])
-            return acc[(n, k // LANES, *o, k % LANES)]
-
-        out = te.compute(op.output.shape, copy, name="out")
-        return te.create_prim_func([x, w, out])
+        return _with_logical_output(op, acc, x, w, last)
 
     def _compute_padded(self, task: Task, kernel: int):
         """The DIRECT and ROWS kernels, both on x_pad (u8, zero-padded, 16 channels a row; channel
@@ -208,13 +202,7 @@ class DepthwiseContext(Context):
                 return te.sum(data * wr[(b, *rs, g, lane, j)].astype("int32"), axis=[*rs, g, j])
 
         acc = te.compute((s.N, shape.blocks, *outs, LANES), dot, name="acc")
-
-        def copy(*idx):
-            n, k, o = (idx[0], idx[-1], idx[1:-1]) if last else (idx[0], idx[1], idx[2:])
-            return acc[(n, k // LANES, *o, k % LANES)]
-
-        out = te.compute(op.output.shape, copy, name="out")
-        return te.create_prim_func([x, w, out])
+        return _with_logical_output(op, acc, x, w, last)
 
     def _apply_padded(self, task: Task, point: Point):
         import tvm
@@ -375,6 +363,19 @@ class DepthwiseContext(Context):
         sch.vectorize(sch.get_loops(init)[-1])
         sch.tensorize(lane, depthwise_intrin.NAMES[self.target.params.microkernel])
         return sch.mod
+
+
+def _with_logical_output(op, acc, x, w, last: bool):
+    """The PrimFunc (x, w) -> out, the output copied from the channel-blocked accumulator ``acc``
+    (N, K/16, *out, 16) into the operator's layout (channels last or first)."""
+    from tvm import te
+
+    def copy(*idx):
+        n, k, o = (idx[0], idx[-1], idx[1:-1]) if last else (idx[0], idx[1], idx[2:])
+        return acc[(n, k // LANES, *o, k % LANES)]
+
+    out = te.compute(op.output.shape, copy, name="out")
+    return te.create_prim_func([x, w, out])
 
 
 def _gather_by_tap(sch, block, cores: int) -> None:

@@ -64,6 +64,17 @@ def test_refuses_what_tma_cannot_load():
         t.target.check_task(t)
 
 
+def compile_sm90a(src: str, tmp_path) -> tuple[str, str]:
+    """The PTX nvcc makes of ``src`` for sm_90a, and ptxas's verbose report of its cubin."""
+    cu = tmp_path / "k.cu"
+    cu.write_text(src)
+    arch = ["-gencode", "arch=compute_90a,code=sm_90a"]
+    subprocess.run(["nvcc", *arch, "-ptx", "-o", str(tmp_path / "k.ptx"), str(cu)], check=True, capture_output=True)
+    report = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
+                            check=True, capture_output=True, text=True).stderr  # fmt: skip
+    return (tmp_path / "k.ptx").read_text(), report
+
+
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_points_compile_to_wgmma_and_tma_for_sm90a(cuda_build, op, tmp_path):
     shape, din, dout = CASES[op]
@@ -75,18 +86,12 @@ def test_points_compile_to_wgmma_and_tma_for_sm90a(cuda_build, op, tmp_path):
     assert "__grid_constant__ CUtensorMap" in src
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc")
-    cu = tmp_path / "k.cu"
-    cu.write_text(src)
-    arch = ["-gencode", "arch=compute_90a,code=sm_90a"]
-    subprocess.run(["nvcc", *arch, "-ptx", "-o", str(tmp_path / "k.ptx"), str(cu)], check=True, capture_output=True)
-    ptx = (tmp_path / "k.ptx").read_text()
+    ptx, ptxas = compile_sm90a(src, tmp_path)
     assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.(bf16|f16)", ptx)
     assert "cp.async.bulk.tensor.3d" in ptx and "mbarrier.try_wait.parity" in ptx
     assert ("setmaxnreg" in ptx) == bool(point["setmaxnreg"])
     assert ("bar.red.or.pred" in ptx) == (point["split_k"] > 1)
-    info = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
-                          check=True, capture_output=True, text=True).stderr  # fmt: skip
-    assert "0 bytes spill stores" in info and "C7508" not in info  # setmaxnreg honoured, accumulators in registers
+    assert "0 bytes spill stores" in ptxas and "C7508" not in ptxas  # setmaxnreg honoured, accumulators in registers
 
 
 CONVS = {  # implicit GEMMs: weights by TMA, the im2col rows gathered by cp.async (zero-filled padding)
@@ -115,15 +120,9 @@ def test_conv_points_compile_to_wgmma_with_a_cp_async_gather(cuda_build, op, tmp
     src = cuda_build(t, point)
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc")
-    cu = tmp_path / "k.cu"
-    cu.write_text(src)
-    arch = ["-gencode", "arch=compute_90a,code=sm_90a"]
-    subprocess.run(["nvcc", *arch, "-ptx", "-o", str(tmp_path / "k.ptx"), str(cu)], check=True, capture_output=True)
-    ptx = (tmp_path / "k.ptx").read_text()
+    ptx, ptxas = compile_sm90a(src, tmp_path)
     assert re.search(r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k16\.f32\.f16\.f16", ptx)
     assert "cp.async.bulk.tensor.3d" in ptx  # the weights
     assert re.search(r"cp\.async\.c[ag]\.shared\.global(\.L2::\w+)? \[%r\d+\], \[%rd\d+\], 16, %r\d+", ptx)  # zero-fill
     assert "fence.proxy.async.shared::cta" in ptx and "cp.async.wait_group" in ptx
-    info = subprocess.run(["nvcc", *arch, "-cubin", "-Xptxas", "-v", "-o", str(tmp_path / "k.cubin"), str(cu)],
-                          check=True, capture_output=True, text=True).stderr  # fmt: skip
-    assert "0 bytes spill stores" in info and "C7508" not in info
+    assert "0 bytes spill stores" in ptxas and "C7508" not in ptxas
