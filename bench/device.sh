@@ -197,7 +197,7 @@ runner_scaling() (
   taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2_local" --out "$OUT" --skip ray rpc kill "${@:3}" 2>&1 \
     | tee "$OUT/runners_$2_local.log" | tail -12
   if python3 -c "import ray" 2> "$OUT/ray_import.log"; then
-    timeout "${RAY_TIMEOUT_S:-300}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip local rpc "${@:3}" 2>&1 \
+    timeout "${RAY_TIMEOUT_S:-420}" taskset -c 0-15 python3 bench/runners/scaling.py --tag "$2" --out "$OUT" --skip local rpc "${@:3}" 2>&1 \
       | tee "$OUT/runners_$2.log" | tail -12
   else
     echo "Ray does not import (ray_import.log): local runner only"
