@@ -136,7 +136,7 @@ def part_a(db: str, peak: float) -> list[dict]:
             rows.append(row)
             print(json.dumps(row), flush=True)
         awkward = rows[0]["pct_of_peak"]
-        groups.append({"cases": rows, "gap_points": max(r["pct_of_peak"] for r in rows[1:]) - awkward})
+        groups.append({"cases": rows, "gap_points": max(r["pct_of_peak"] for r in rows[1:]) - awkward, "trials": ARGS.trials})
     return groups
 
 
@@ -176,6 +176,9 @@ def part_b(db: str, peak: float) -> list[dict]:
     return rows
 
 
+NOTES = "## Notes"
+
+
 def write(stem: str, doc: dict) -> None:
     with open(stem + ".json", "w") as f:
         json.dump(doc, f, indent=1)
@@ -199,7 +202,8 @@ def write(stem: str, doc: dict) -> None:
             for r in group["cases"]:
                 ext = ",".join(f"{k}={v}" for k, v in r["kernel_extents"].items())
                 lines.append(f"| `{r['case']}` | {ext} | {r['heron_ms']:.4f} | {r['heron_gops']:.1f} | {r['pct_of_peak']:.1f} |")
-            lines.append(f"| **gap to the best neighbour** | | | | **{group['gap_points']:.1f} points** |")
+            trials = group.get("trials", doc["trials"])
+            lines.append(f"| **gap to the best neighbour** ({trials} trials per case) | | | | **{group['gap_points']:.1f} points** |")
         lines.append("")
     if doc.get("layers"):
         lines += ["## (b) Real-network layers vs the best VNNI vendor path", ""]
@@ -215,8 +219,13 @@ def write(stem: str, doc: dict) -> None:
         if sps:
             gm = math.exp(sum(map(math.log, sps)) / len(sps))
             lines += ["", f"Geomean speedup {gm:.2f}x over {len(sps)} layers; lowest {min(sps):.2f}x."]
+    notes = ""
+    if os.path.exists(stem + ".md"):  # the hand-written notes of the file stay (from "## Notes" on)
+        with open(stem + ".md") as f:
+            old = f.read()
+        notes = old[old.index(NOTES) :] if NOTES in old else ""
     with open(stem + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(lines) + "\n" + (f"\n{notes}" if notes else ""))
 
 
 def main() -> None:

@@ -83,8 +83,9 @@ class Remainder:
     """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
     ``block`` (16/``lanes`` x ``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
     reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and
-    ``sums`` (a row of zeros, then per row the block's 16 lanes added up, zeros beyond the output). The main compute
-    starts that block's accumulators from ``sums`` and skips its calls there."""
+    ``sums`` (per row and lane, the two added up). The main compute runs on the logical lanes; its schedule splits them
+    at ``base``: the whole lane blocks below are tiled as usual (in place in the output), the lanes from ``base`` on
+    are copied from ``sums``."""
 
     block: str
     tail: str | None
@@ -127,9 +128,10 @@ class CPUContext(Context):
         that tiles well. The operands are then zero-padded where they are packed (the weight ahead of
         the calls, the data by its pack stage), the compute runs on the padded extents, and, when the
         output is padded, a write-back block (the operator's output) copies its logical part. With ``remainder``
-        (``lane_remainder``), the lanes beyond the last multiple of 16 are computed by blocks of their own instead.
+        (``lane_remainder``), the lanes beyond the last multiple of 16 are computed by blocks of their own instead, and
+        the compute covers the whole lane blocks only.
         """
-        from tvm import te
+        from tvm import te, tirx
 
         op, hint = task.op, task.op.dot_hint
         blocking = self.weight_blocking(task)
@@ -175,13 +177,15 @@ class CPUContext(Context):
             stages.append(_pack_stage(t.name, layout, source))
             read[t.name] = _recording(stages[-1], layout.packed)
         out = op.compute(read)
-        write_back = rem = None
+        write_back = rem = init = None
         if any(int(iv.dom.extent) != extents[iv.var.name] for iv in [*out.op.axis, *out.op.reduce_axis]):
+            logical = out
+            if remainder:  # the lanes on their logical extent, the last ones from the remainder's sums
+                rem, sums = self._remainder(task, _on_extents(logical, extents, "padded"), stages)
+                extents = {**extents, logical.op.axis[hint.out_lane_axis].var.name: op.output.shape[-1]}
+                init = lambda *i: sums[(*i[:-1], tirx.max(i[-1] - rem.base, 0))]  # noqa: E731 (TIR drops it: _split_off_remainder)
             padded_out = any(int(iv.dom.extent) != extents[iv.var.name] for iv in out.op.axis)
-            logical, out = out, _on_extents(out, extents, f"{out.op.name}_padded" if padded_out else out.op.name)
-            if remainder:  # the remainder's sums are the initial values of the last lane block's accumulators
-                rem, sums = self._remainder(task, out, stages)
-                out = _on_extents(logical, extents, out.op.name, lambda *i: _initial(sums, rem.base, i))
+            out = _on_extents(logical, extents, f"{out.op.name}_padded" if padded_out else out.op.name, init)
             if padded_out and not epilogue:
                 write_back = te.compute(op.output.shape, lambda *i: out[i], name=op.output.name)
         if epilogue:
@@ -262,7 +266,7 @@ class CPUContext(Context):
         lanes = self.remainder_lanes(task)
         hint = task.op.dot_hint
         base = task.op.output.shape[-1] // intrin.LANES * intrin.LANES
-        block, tail, sums = _remainder_computes(padded, task.op.output, base, lanes)
+        block, tail, sums = _remainder_computes(padded, base, lanes)
         grouped = any(s.op.name == f"{hint.data}_pack" for s in stages)
         rem = Remainder(block.op.name, tail.op.name if tail is not None else None, sums.op.name, lanes, base, grouped)
         return rem, sums
@@ -291,29 +295,20 @@ class CPUContext(Context):
         folds = self.fold_modes(task)
         is_mode = conv_fold.declare(space, folds) if len(folds) > 1 else None
         axis_modes = self._fold_axes(task, folds) if is_mode else {}
-        self._remainder_knob(task, space)
+        rem = self._remainder_knob(task, space)
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
             if row is not None and ax.name == compute.row_axis:  # inner 1: the knob's extents are the axis' own
                 tiles[ax.name] = space.split_among(ax.name, compute.row_choices, row, ax.levels, doc)
+            elif rem is not None and ax.inner == intrin.LANES:  # the remainder's compute has one lane block fewer
+                tiles[ax.name] = space.split_among(ax.name, (ax.extent, ax.extent - 1), ax.extent - rem, ax.levels, doc)
             elif is_mode is not None and not ax.spatial:  # not in every fold mode
                 on = conv_fold.present(space, is_mode, axis_modes[ax.name])
                 tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, on, doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
-        acc = space.knob(
-            "acc_level",
-            (0, 1, 2) if self.may_accumulate_in_output(task) else (0, 1),
-            "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in the output (2)",
-        )
-        if row is not None and self.may_accumulate_in_output(task):
-            in_output = m.NewBoolVar("acc_in_output")
-            m.Add(acc == 2).OnlyEnforceIf(in_output)
-            m.Add(acc != 2).OnlyEnforceIf(in_output.Not())
-            for extent in compute.row_choices:  # a padded output is accumulated in a cache (its logical part written back)
-                if self.compute(task, {ROW_KNOB: extent}).write_back is not None:
-                    m.Add(row != extent).OnlyEnforceIf(in_output)
+        self._acc_knob(task, space, row, rem)
         for level in (1, 2):
             space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
@@ -329,13 +324,22 @@ class CPUContext(Context):
         cores = self.target.cores
         parallel = total >= cores and cores > 1
         m.Add(q["acc_registers"] + q["b_registers"] + 1 <= ZMM_REGISTERS)
-        m.Add(q["acc_registers"] >= min(MIN_CHAINS, _max_register_tile(spatial, lane, total // cores if parallel else total)))
+        for r, lanes in ((0, lane), (1, Axis(lane.name, lane.extent - 1, lane.inner, True)))[: 1 if rem is None else 2]:
+            axes = [lanes if a is lane else a for a in spatial]  # the remainder's compute: one lane block fewer
+            most = int(np.prod([a.extent for a in axes]))
+            tile = _max_register_tile(axes, lanes, most // cores if parallel else most)
+            chains = m.Add(q["acc_registers"] >= min(MIN_CHAINS, tile))
+            if rem is not None:
+                chains.OnlyEnforceIf(_equals(m, rem, r))
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
         m.Add(q["l2_bytes"] <= self.target.l2_bytes)
-        if parallel:
+        if parallel and rem is None:
             parallel_rule(space, q["parallel_chunks"], cores)
+        elif parallel:  # each compute as far as its own lane blocks allow
+            for r in (0, 1):
+                parallel_rule(space, q["parallel_chunks"], cores, _equals(m, rem, r))
         if is_mode is not None:
             self._fold_rules(task, space, tiles, is_mode, axis_modes)
 
@@ -383,6 +387,24 @@ class CPUContext(Context):
         doc = f"compute the last {r} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
         return space.knob(LANE_KNOB, (0, 1), doc)
 
+    def _acc_knob(self, task: Task, space: SearchSpace, row, rem) -> None:
+        """The ``acc_level`` knob, 2 (in place) only on the computes (``row_extent`` x ``lane_remainder``) that may
+        accumulate in their own buffer: a padded output is accumulated in a cache whose logical part is written back."""
+        m = space.model
+        lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
+        rows = self.compute(task).row_choices if row is not None else (None,)
+        lanes = (0, 1) if rem is not None else (0,)
+        variants = [(e, r) for e in rows for r in lanes]
+        in_place = {v: lane_last and self.compute(task, {ROW_KNOB: v[0], LANE_KNOB: v[1]}).write_back is None for v in variants}
+        doc = "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in place (2)"
+        acc = space.knob("acc_level", (0, 1, 2) if any(in_place.values()) else (0, 1), doc)
+        if any(in_place.values()) and not all(in_place.values()):
+            in_output = _equals(m, acc, 2)
+            for (e, r), ok in in_place.items():
+                if not ok:
+                    where = ([_equals(m, row, e)] if row is not None else []) + ([_equals(m, rem, r)] if rem is not None else [])
+                    m.AddBoolOr([in_output.Not(), *(w.Not() for w in where)])
+
     def may_accumulate_in_output(self, task: Task) -> bool:
         """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
         it is not padded (a padded output is accumulated in a cache whose logical part is written back)."""
@@ -390,8 +412,9 @@ class CPUContext(Context):
         return lane_last and self.compute(task).write_back is None
 
     def accumulator(self, sch, compute: Compute, block):
-        """The write-back block of the output's accumulator: the padded output's own, or a new cache's."""
-        if compute.write_back is not None:
+        """The write-back block of the output's accumulator: the padded output's own, or a new cache's (with a
+        remainder, whose main block is in a partition of its own, the padded output's write-back stays a pass after)."""
+        if compute.write_back is not None and compute.remainder is None:
             return sch.get_sblock(compute.write_back)
         return sch.cache_write(block, 0, "global")
 
@@ -420,7 +443,8 @@ class CPUContext(Context):
         sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
         block = sch.get_sblock(compute.out.op.name)
         if compute.remainder is not None:
-            _initialize_from_sums(sch, block, compute.remainder.sums, compute.remainder.base)
+            block = _split_off_remainder(sch, block, compute.remainder, self.target.cores)
+        name = sch.get(block).name_hint
         factors = _tile_factors(lay, point)
         tiles = {
             ax.name: sch.split(loop, factors[ax.name] + ([ax.inner] if ax.inner > 1 else []))
@@ -478,20 +502,12 @@ class CPUContext(Context):
             _parallel_stage(sch, sch.get_sblock(stage), self.target.cores)
         chosen = [skip for skip in self.skips(task) if point[skip.knob]]
         if chosen:
-            _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), chosen, r(1)[0])
+            _skip_calls(sch, sch.get_sblock(f"{name}_update_o"), chosen, r(1)[0])
         if compute.remainder is not None:
-            _skip_calls(sch, sch.get_sblock(f"{compute.out.op.name}_update_o"), [self._remainder_skip(task, compute)], None)
             _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
+            if compute.write_back is not None:
+                _vectorize_innermost(sch, sch.get_sblock(compute.write_back))
         return sch.mod
-
-    def _remainder_skip(self, task: Task, compute: Compute) -> Skip:
-        """The micro-kernel calls of the lane block the remainder blocks compute (the last), one by one."""
-        hint = task.op.dot_hint
-        weight = task.op.tensor(hint.weight)
-        block_dim = len(weight.shape) - 2 if self.weight_blocking(task).others_first else 0  # in the weight's packing
-        operand = weight.name if _prepacked(weight, hint) else f"{weight.name}_pack"
-        last = compute.remainder.base // intrin.LANES
-        return Skip(LANE_KNOB, "", operand, lambda lo, hi: lo[block_dim] < last)
 
     def skips(self, task: Task) -> list[Skip]:
         """Micro-kernel calls the template may skip: those reading only the broadcast operand's
@@ -541,11 +557,12 @@ class CPUContext(Context):
         return {hint.weight: self.weight_blocking(task)}
 
 
-def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
+def parallel_rule(space: SearchSpace, chunks, cores: int, where=None) -> None:
     """Parallelism, as far as the shape allows: at least one chunk per core, and either an even
-    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores)."""
+    split or many chunks (4 per core, else 2: a 14 x 14 x 64 convolution has 56 on 16 cores);
+    with ``where`` (a literal), only where it holds."""
     m = space.model
-    prefer(space, m.Add(chunks >= cores))
+    prefer(space, m.Add(chunks >= cores), where)
     rem = space.var(0, cores - 1)
     m.AddModuloEquality(rem, chunks, cores)
     even = m.NewBoolVar("even_split")
@@ -553,20 +570,25 @@ def parallel_rule(space: SearchSpace, chunks, cores: int) -> None:
     for per_core in (4, 2):
         many = m.Add(chunks >= per_core * cores)
         many.OnlyEnforceIf(even.Not())
-        if prefer(space, many):
+        if prefer(space, many, where):
             break
 
 
-def prefer(space: SearchSpace, constraint) -> bool:
-    """Keep the linear ``constraint`` (just added to ``space.model``) unless it leaves the space empty; returns
-    whether it was kept."""
+def prefer(space: SearchSpace, constraint, where=None) -> bool:
+    """Keep the linear ``constraint`` (just added to ``space.model``; with ``where``, a literal, only where that
+    holds) unless it leaves the space (where ``where`` holds) empty; returns whether it was kept."""
     from ortools.sat.python import cp_model
 
+    model = space.model
+    if where is not None:
+        constraint.OnlyEnforceIf(where)
+        model = space.model.clone()
+        model.AddBoolAnd([where])
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.max_time_in_seconds = 10.0
     solver.parameters.catch_sigint_signal = False
-    if solver.Solve(space.model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if solver.Solve(model) in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return True
     space.model.Proto().constraints[constraint.Index()].clear_linear()  # an empty constraint: always true
     return False
@@ -584,16 +606,14 @@ class Skip:
 
 
 def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
-    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest; None: each call alone)
-    whose tiles are all zeros: the tests become the tensorized block's predicate, over the box
-    the sweep covers, and TVM's HoistIfThenElse lifts them to the loop they depend on."""
+    """Skip whole R1 sweeps (the loops from ``sweep`` down: the register-resident inner nest) whose tiles are all
+    zeros: the tests become the tensorized block's predicate, over the box the sweep covers, and TVM's
+    HoistIfThenElse lifts them to the loop they depend on."""
     from tvm import s_tir, tirx
 
     rvs = sch.get_loops(block)
     loops = [sch.get(rv) for rv in rvs]
-    first = len(loops)
-    if sweep is not None:
-        first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
+    first = next(i for i, node in enumerate(loops) if node.loop_var.same_as(sch.get(sweep).loop_var))
     loop_vars = [node.loop_var for node in loops]
     innermost = loops[-1]
     realize = innermost.body
@@ -617,34 +637,66 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
 
 def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> None:
     """The remainder blocks: per group of up to ``REMAINDER_ROWS`` rows, one remainder micro-kernel call per row and
-    chunk of reduction, its accumulators zeroed in registers; the sums split at the output's last lane, each side
-    vectorized. Their outer rows run in parallel on several cores (on one, a parallel loop costs a launch)."""
+    chunk of reduction, its accumulators zeroed in registers. Their outer rows run in parallel on several cores (on
+    one, a parallel loop costs a launch)."""
     parallel = sch.parallel if cores > 1 else (lambda loop: None)
-    block = sch.get_sblock(rem.block)
-    *others, c, n, kk, t = sch.get_loops(block)
-    rows = int(sch.get(others[-1]).extent)
-    outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
-    sch.reorder(kk, inner, c, n, t)
-    parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
-    sch.unroll(inner)
-    init = sch.decompose_reduction(block, kk)
-    sch.vectorize(sch.fuse(*sch.get_loops(init)[-2:]))
-    sch.tensorize(c, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
-    if rem.tail is not None:  # the 16-lane micro-kernel, its rows in register tiles as above
-        tail = sch.get_sblock(rem.tail)
-        *others, n, g, t = sch.get_loops(tail)
-        outer, inner = sch.split(others[-1], [None, max_divisor(rows, REMAINDER_ROWS)])
-        sch.reorder(g, inner, n, t)
-        parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
-        sch.unroll(inner)
-        init = sch.decompose_reduction(tail, g)
-        sch.vectorize(sch.get_loops(init)[-1])
-        sch.tensorize(n, intrin.NAMES[microkernel])
-    sums = sch.get_sblock(rem.sums)
-    loops = sch.get_loops(sums)
-    parallel(sch.fuse(*loops[:-1]) if len(loops) > 2 else loops[0])
-    for part in sch.loop_partition(loops[-1], [rem.lanes, None]):
-        sch.vectorize(part)
+
+    def in_row_groups(block, lane_loops: int, intrinsic: str) -> None:
+        """``block``'s loops: rows..., ``lane_loops`` spatial loops of the micro-kernel, the reduction's, its 4."""
+        loops = sch.get_loops(block)
+        others, micro, reduce, four = loops[: -lane_loops - 2], loops[-lane_loops - 2 : -2], loops[-2], loops[-1]
+        rows = []
+        if others:  # up to REMAINDER_ROWS rows' accumulators in registers, unrolled
+            outer, inner = sch.split(others[-1], [None, max_divisor(int(sch.get(others[-1]).extent), REMAINDER_ROWS)])
+            parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
+            sch.unroll(inner)
+            rows = [inner]
+        sch.reorder(reduce, *rows, *micro, four)
+        init = sch.decompose_reduction(block, reduce)
+        zeros = sch.get_loops(init)[-lane_loops:]
+        sch.vectorize(sch.fuse(*zeros) if lane_loops > 1 else zeros[0])
+        sch.tensorize(micro[0], intrinsic)
+
+    in_row_groups(sch.get_sblock(rem.block), 2, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
+    if rem.tail is not None:  # the 16-lane micro-kernel
+        in_row_groups(sch.get_sblock(rem.tail), 1, intrin.NAMES[microkernel])
+    sch.compute_inline(sch.get_sblock(rem.sums))  # into the copy of the last lanes: no buffer, no pass of its own
+
+
+def _split_off_remainder(sch, block, rem: Remainder, cores: int):
+    """Partition the lanes of ``block`` (the compute, lanes last among its spatial axes) at ``rem.base``; returns the
+    block of the lanes below, its loops in their order. The lanes from ``rem.base`` on start from the remainder's sums
+    and add nothing more (their calls are the remainder blocks'), their rows in parallel and lanes vectorized."""
+    from tvm import s_tir, tirx
+
+    loops = sch.get_loops(block)
+    spatial = sum(iv.iter_type == tirx.IterVar.DataPar for iv in sch.get(block).iter_vars)
+    lane = loops[spatial - 1]
+    sch.reorder(lane, *loops[: spatial - 1])
+    low, high = sch.loop_partition(lane, [rem.base, None])
+    main, last = sch.get_child_blocks(low)[0], sch.get_child_blocks(high)[0]
+    first, *others = sch.get_loops(main)
+    sch.reorder(*others[: spatial - 1], first)
+    _exact_regions(sch, main)
+    # the lanes from rem.base on: a copy of the sums (a block of the spatial axes only, in place of the reduction)
+    old, outer = sch.get(last), sch.get_loops(last)[0]
+    store = old.body
+    sums = sch.get(sch.get_sblock(rem.sums)).writes[0].source
+    value = tirx.BufferLoad(sums, [*store.indices[:-1], store.indices[-1] - rem.base])
+    axes = [iv for iv in old.iter_vars if iv.iter_type == tirx.IterVar.DataPar]
+    new = s_tir.SBlock(axes, [], [], old.name_hint, tirx.BufferStore(store.buffer, value, store.indices))
+    reads, writes = s_tir.analysis.get_sblock_read_write_region(new, {b: b for b in (store.buffer, sums)})
+    new = s_tir.SBlock(axes, reads, writes, old.name_hint, new.body)
+    loop_vars = [tirx.Var(f"{iv.var.name}_l", "int32") for iv in axes]
+    nest = s_tir.SBlockRealize(loop_vars, True, new)
+    for iv, v in reversed(list(zip(axes, loop_vars))):
+        nest = tirx.For(v, iv.dom.min, iv.dom.extent, tirx.ForKind.SERIAL, nest)
+    sch.state.replace(sch.get_sref(outer), nest, {old: new})
+    *rows, lanes = sch.get_loops(sch.get_sblock(old.name_hint))
+    if cores > 1 and rows:
+        sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
+    sch.vectorize(lanes)
+    return main
 
 
 def _vectorize_innermost(sch, block, compute=None) -> None:
@@ -870,44 +922,9 @@ def _on_extents(out, extents: dict[str, int], name: str, init=None):
     return te.compute(shape, body, name=name, varargs_names=[iv.var.name for iv in out.op.axis])
 
 
-def _initial(sums, base: int, i):
-    """The initial value of the accumulator at output index ``i``: in the lane block from ``base``, the sums of its
-    row (``sums`` row ``r + 1``), elsewhere row 0 (zeros)."""
-    last = i[-1] // intrin.LANES // (base // intrin.LANES)  # 1 in the last lane block, else 0
-    row = (i[-2] + 1) * last if len(i) > 1 else last
-    return sums[(*i[:-2], row, i[-1] % intrin.LANES)]
-
-
-def _initialize_from_sums(sch, block, sums, base: int) -> None:
-    """Give ``block`` (a reduction) its initial values from ``sums`` (``_initial``): TE's ``create_prim_func`` keeps a
-    reduction's initial value out of the TIR block (it initializes with the combiner's identity)."""
-    from tvm import s_tir, tirx
-
-    old = sch.get(block)
-    buffer = sch.get(sch.get_sblock(sums)).writes[0].source
-    store = old.init
-    value = _initial(_Loads(buffer), base, list(store.indices))
-    new = s_tir.SBlock(
-        old.iter_vars, old.reads, old.writes, old.name_hint, old.body,
-        tirx.BufferStore(store.buffer, value, store.indices), old.alloc_buffers, old.match_buffers, old.annotations,
-    )
-    sch.state.replace(sch.get_sref(block), new, {old: new})
-
-
-@dataclass(frozen=True)
-class _Loads:
-    buffer: object
-
-    def __getitem__(self, idx):
-        from tvm import tirx
-
-        return tirx.BufferLoad(self.buffer, list(idx))
-
-
-def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
+def _remainder_computes(main, base: int, lanes: int):
     """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded), its body read at
-    lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per lane of the
-    last lane block (zeros beyond the output's lanes), after a row of zeros, the initial values of the other blocks."""
+    lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per row and lane."""
     from tvm import te, tirx
 
     chunks = intrin.LANES // lanes
@@ -936,15 +953,35 @@ def _remainder_computes(main, output: TensorSpec, base: int, lanes: int):
             lambda *v: te.sum(source(*v[:-1], base + v[-1], first + g * intrin.REDUCE + kt), axis=[g, kt]),
             name=f"{main.op.name}_tail",
         )
+    chunks = range(intrin.LANES // lanes)
+    sums = te.compute(
+        (*rows, lanes),
+        lambda *v: sum(block[(*v[:-1], c, v[-1])] for c in chunks) + (0 if tail is None else tail[v]),
+        name=f"{main.op.name}_sums",
+    )
+    return block, tail, sums
 
-    def summed(*i):  # row 0 (of the last row axis): zeros, the initial values of the other lane blocks
-        *o, r, n = i
-        at = (*o, r - 1) if rows else ()
-        total = sum(block[(*at, c, n)] for c in range(chunks)) + (0 if tail is None else tail[(*at, n)])
-        return tirx.if_then_else(tirx.all(r > 0, n < lanes), total, 0)
 
-    shape = (*rows[:-1], rows[-1] + 1) if rows else (2,)
-    return block, tail, te.compute((*shape, intrin.LANES), summed, name=f"{main.op.name}_sums")
+def _exact_regions(sch, block) -> None:
+    """Give ``block`` the regions one instance reads and writes (``loop_partition`` leaves the whole partition's, which
+    tensorize does not match)."""
+    from tvm import s_tir
+
+    old = sch.get(block)
+    buffers = {r.source: r.source for r in [*old.reads, *old.writes]}
+    reads, writes = s_tir.analysis.get_sblock_read_write_region(old, buffers)
+    new = s_tir.SBlock(
+        old.iter_vars, reads, writes, old.name_hint, old.body, old.init, old.alloc_buffers, old.match_buffers, old.annotations
+    )
+    sch.state.replace(sch.get_sref(block), new, {old: new})
+
+
+def _equals(m, var, value: int):
+    """A Boolean of the CP-SAT model ``m`` that holds exactly when ``var == value``."""
+    b = m.NewBoolVar(f"{var.Name()}_is_{value}")
+    m.Add(var == value).OnlyEnforceIf(b)
+    m.Add(var != value).OnlyEnforceIf(b.Not())
+    return b
 
 
 def _pack_stage(name: str, layout, source):

@@ -2,6 +2,7 @@
 computes the numpy reference exactly, though the micro-kernel divides none of the extents (lanes
 not a multiple of 16, reductions not a multiple of 4, primes and 1s in every dimension)."""
 
+import math
 import random
 import subprocess
 import sys
@@ -136,7 +137,23 @@ def test_lane_remainder_is_a_knob_and_exact(op, shape, lanes, check_points):
     assert points[0] is not None and points[1] is not None
     old = {k: v for k, v in points[1].items() if k != "lane_remainder"}
     assert space.upgraded(old) == points[1] and space.is_valid(space.upgraded(old))
+    for point, blocks in zip(points, (shape["N"] // 16, -(-shape["N"] // 16))):  # with the remainder: whole blocks only
+        (lane,) = [ax for ax in task.context.layout(task, point).axes if ax.inner == 16]
+        assert lane.extent == blocks == math.prod(point[f"{lane.name}{i}"] for i in range(lane.levels))
     check_points(task, points)
+
+
+def test_lane_remainder_leaves_no_output_copy():
+    """With the remainder, the compute runs on the logical lanes and writes the output itself (no padded buffer,
+    no write-back pass): the last lanes are a copy of the remainder's sums inside the kernel."""
+    ref = PluginRef(name="dlboost", params={"num_cores": 1, **PARAMS["dlboost"]})
+    task = Task(TaskSpec(target=ref, op="gemm", shape={"M": 100, "K": 100, "N": 100}, in_dtype="int8", out_dtype="int32"))
+    assert task.context.compute(task, {"lane_remainder": 0}).write_back is not None
+    compute = task.context.compute(task, {"lane_remainder": 1})
+    assert compute.write_back is None and tuple(compute.out.shape) == (100, 100)
+    point = SearchSpace(task).complete({"lane_remainder": 1, "acc_level": 2}, random.Random(0))
+    script = task.context.apply(task, point).script()
+    assert "C_padded" not in script and "T.vectorized(96, 100)" in script
 
 
 def test_lane_remainder_is_offered_only_where_it_saves_calls():
