@@ -129,7 +129,7 @@ class CPUContext(Context):
         the calls, the data by its pack stage), the compute runs on the padded extents, and, when the
         output is padded, a write-back block (the operator's output) copies its logical part. With ``remainder``
         (``lane_remainder``), the lanes beyond the last multiple of 16 are computed by blocks of their own instead, and
-        the compute covers the whole lane blocks only.
+        the compute runs on the logical lanes (its schedule tiles the whole lane blocks only).
         """
         from tvm import te, tirx
 
@@ -296,6 +296,7 @@ class CPUContext(Context):
         is_mode = conv_fold.declare(space, folds) if len(folds) > 1 else None
         axis_modes = self._fold_axes(task, folds) if is_mode else {}
         rem = self._remainder_knob(task, space)
+        rem_is = None if rem is None else {r: _equals(m, rem, r) for r in (0, 1)}
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
@@ -308,7 +309,7 @@ class CPUContext(Context):
                 tiles[ax.name] = conv_fold.split_if(space, ax.name, ax.extent, ax.levels, on, doc)
             else:
                 tiles[ax.name] = space.split(ax.name, ax.extent, ax.levels, doc)
-        self._acc_knob(task, space, row, rem)
+        self._acc_knob(task, space, row, rem_is)
         for level in (1, 2):
             space.knob(f"lane_first_{level}", (0, 1), f"the lane axis outermost among the S{level} loops")
         space.knob("unroll", UNROLL_STEPS, "auto-unroll max step on the kernel body")
@@ -330,7 +331,7 @@ class CPUContext(Context):
             tile = _max_register_tile(axes, lanes, most // cores if parallel else most)
             chains = m.Add(q["acc_registers"] >= min(MIN_CHAINS, tile))
             if rem is not None:
-                chains.OnlyEnforceIf(_equals(m, rem, r))
+                chains.OnlyEnforceIf(rem_is[r])
         # Caches: operands of one R1 sweep of the micro-kernel in L1; those of one S2 x R1
         # block, plus its output tile, in L2 (both per core).
         m.Add(q["l1_bytes"] <= self.target.l1_bytes)
@@ -339,7 +340,7 @@ class CPUContext(Context):
             parallel_rule(space, q["parallel_chunks"], cores)
         elif parallel:  # each compute as far as its own lane blocks allow
             for r in (0, 1):
-                parallel_rule(space, q["parallel_chunks"], cores, _equals(m, rem, r))
+                parallel_rule(space, q["parallel_chunks"], cores, rem_is[r])
         if is_mode is not None:
             self._fold_rules(task, space, tiles, is_mode, axis_modes)
 
@@ -387,13 +388,14 @@ class CPUContext(Context):
         doc = f"compute the last {r} lanes with a {lanes}-lane remainder kernel (1) or pad them to 16 (0)"
         return space.knob(LANE_KNOB, (0, 1), doc)
 
-    def _acc_knob(self, task: Task, space: SearchSpace, row, rem) -> None:
-        """The ``acc_level`` knob, 2 (in place) only on the computes (``row_extent`` x ``lane_remainder``) that may
-        accumulate in their own buffer: a padded output is accumulated in a cache whose logical part is written back."""
+    def _acc_knob(self, task: Task, space: SearchSpace, row, rem_is: dict | None) -> None:
+        """The ``acc_level`` knob, 2 (in place) only on the computes (``row_extent`` x ``lane_remainder``, whose values
+        ``rem_is`` tells) that may accumulate in their own buffer: a padded output is accumulated in a cache whose
+        logical part is written back."""
         m = space.model
         lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
         rows = self.compute(task).row_choices if row is not None else (None,)
-        lanes = (0, 1) if rem is not None else (0,)
+        lanes = (0, 1) if rem_is is not None else (0,)
         variants = [(e, r) for e in rows for r in lanes]
         in_place = {v: lane_last and self.compute(task, {ROW_KNOB: v[0], LANE_KNOB: v[1]}).write_back is None for v in variants}
         doc = "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in place (2)"
@@ -402,7 +404,7 @@ class CPUContext(Context):
             in_output = _equals(m, acc, 2)
             for (e, r), ok in in_place.items():
                 if not ok:
-                    where = ([_equals(m, row, e)] if row is not None else []) + ([_equals(m, rem, r)] if rem is not None else [])
+                    where = ([_equals(m, row, e)] if row is not None else []) + ([rem_is[r]] if rem_is is not None else [])
                     m.AddBoolOr([in_output.Not(), *(w.Not() for w in where)])
 
     def may_accumulate_in_output(self, task: Task) -> bool:
