@@ -88,6 +88,13 @@ class SearchSpace:
         self._n += 1
         return self.model.NewIntVar(lo, hi, name or f"_v{self._n}")
 
+    def equals(self, var: cp_model.IntVar, value: int) -> cp_model.IntVar:
+        """A Boolean variable true exactly when ``var == value`` (for rules that hold under one knob value)."""
+        b = self.model.NewBoolVar(f"{var.Name()}_is_{value}")
+        self.model.Add(var == value).OnlyEnforceIf(b)
+        self.model.Add(var != value).OnlyEnforceIf(b.Not())
+        return b
+
     def product(self, factors: Sequence[cp_model.IntVar | int], hi: int, name: str = "") -> cp_model.IntVar | int:
         """A variable equal to the product of ``factors`` (chained, CP-SAT multiplies pairs)."""
         const = 1

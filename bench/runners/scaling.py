@@ -107,12 +107,13 @@ def time_runner(runner, task, points: list[dict], warmup: list[dict], repeats: i
     }
 
 
-def makespan(seconds: list[float], workers: int) -> float:
-    """Wall seconds of builds taken in order by the first free of ``workers`` (what the pools do)."""
+def tail_bound(seconds: list[float], workers: int) -> float:
+    """The build scaling ``workers`` can reach on builds of these seconds, taken in order by the first free
+    worker (what the pools do) when the batch ends at its last build."""
     free = [0.0] * workers
     for s in seconds:
         heapq.heappush(free, heapq.heappop(free) + s)
-    return max(free)
+    return sum(seconds) / (workers * max(free))
 
 
 def scaling(rows: list[dict], runner: str) -> None:
@@ -126,7 +127,7 @@ def scaling(rows: list[dict], runner: str) -> None:
             r["build_efficiency"] = r["builds_per_min"] / (r["workers"] * one["builds_per_min"])
             r["trial_efficiency"] = r["trials_per_min"] / (r["workers"] * one["trials_per_min"])
             r["slowdown"] = sum(r["build_s"]) / sum(one["build_s"])
-            r["tail_bound"] = sum(one["build_s"]) / (r["workers"] * makespan(one["build_s"], r["workers"]))
+            r["tail_bound"] = tail_bound(one["build_s"], r["workers"])
 
 
 def kill_node(a: argparse.Namespace, task, trials: int) -> dict:
@@ -249,7 +250,7 @@ def write(a: argparse.Namespace, task, rows: list[dict], killed: dict | None) ->
             pass
     info["affinity"] = sorted(os.sched_getaffinity(0))
     one = next(r for r in rows if r["workers"] == 1)["build_s"]
-    bounds = {w: sum(one) / (w * makespan(one, w)) for w in (2, 4, 8, 16) if w < len(one)}
+    bounds = {w: tail_bound(one, w) for w in (2, 4, 8, 16) if w < len(one)}
     result = {"machine": info, "task": task.describe(), "trials": a.trials, "repeats": a.repeats, "rows": rows, "kill": killed,
               "tail_bounds": bounds}  # fmt: skip
     name = f"runners_{a.tag}" if a.tag else "runners"

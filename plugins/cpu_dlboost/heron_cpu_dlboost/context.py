@@ -296,7 +296,7 @@ class CPUContext(Context):
         is_mode = conv_fold.declare(space, folds) if len(folds) > 1 else None
         axis_modes = self._fold_axes(task, folds) if is_mode else {}
         rem = self._remainder_knob(task, space)
-        rem_is = None if rem is None else {r: _equals(m, rem, r) for r in (0, 1)}
+        rem_is = None if rem is None else {r: space.equals(rem, r) for r in (0, 1)}
         for ax in lay.axes:
             kind = "spatial" if ax.spatial else "reduction"
             doc = f"{kind} tile factors of {ax.name} (outer to inner)"
@@ -401,10 +401,10 @@ class CPUContext(Context):
         doc = "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in place (2)"
         acc = space.knob("acc_level", (0, 1, 2) if any(in_place.values()) else (0, 1), doc)
         if any(in_place.values()) and not all(in_place.values()):
-            in_output = _equals(m, acc, 2)
+            in_output = space.equals(acc, 2)
             for (e, r), ok in in_place.items():
                 if not ok:
-                    where = ([_equals(m, row, e)] if row is not None else []) + ([rem_is[r]] if rem_is is not None else [])
+                    where = ([space.equals(row, e)] if row is not None else []) + ([rem_is[r]] if rem_is is not None else [])
                     m.AddBoolOr([in_output.Not(), *(w.Not() for w in where)])
 
     def may_accumulate_in_output(self, task: Task) -> bool:
@@ -976,14 +976,6 @@ def _exact_regions(sch, block) -> None:
         old.iter_vars, reads, writes, old.name_hint, old.body, old.init, old.alloc_buffers, old.match_buffers, old.annotations
     )
     sch.state.replace(sch.get_sref(block), new, {old: new})
-
-
-def _equals(m, var, value: int):
-    """A Boolean of the CP-SAT model ``m`` that holds exactly when ``var == value``."""
-    b = m.NewBoolVar(f"{var.Name()}_is_{value}")
-    m.Add(var == value).OnlyEnforceIf(b)
-    m.Add(var != value).OnlyEnforceIf(b.Not())
-    return b
 
 
 def _pack_stage(name: str, layout, source):

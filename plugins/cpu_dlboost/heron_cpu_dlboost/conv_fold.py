@@ -156,11 +156,7 @@ def declare(space: SearchSpace, offered: tuple[int, ...]) -> dict[int, object]:
     ``fold_gather_at``; returns each offered mode's BoolVar (exactly one is true)."""
     m = space.model
     knob = space.knob(KNOB, offered, "fold taps into the dot's reduction: 0 no, 1 (last tap, C) in place, 2 all taps (im2col)")
-    is_mode = {}
-    for mode in offered:
-        is_mode[mode] = m.NewBoolVar(f"fold_{mode}")
-        m.Add(knob == mode).OnlyEnforceIf(is_mode[mode])
-        m.Add(knob != mode).OnlyEnforceIf(is_mode[mode].Not())
+    is_mode = {mode: space.equals(knob, mode) for mode in offered}
     if IM2COL in offered:
         gather = space.knob(GATHER_KNOB, (0, 1), "gather the im2col rows of each parallel chunk (0) or of each S1 tile (1)")
         m.Add(gather == 0).OnlyEnforceIf(is_mode[IM2COL].Not())

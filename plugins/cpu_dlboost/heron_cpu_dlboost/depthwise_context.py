@@ -274,11 +274,7 @@ class DepthwiseContext(Context):
         q = _quantities(tiles, lambda xs: space.product(xs, cap))
         cores = self.target.cores
         parallel = total >= cores and cores > 1
-        uses = {}
-        for value in (TAPS, ROWS, DIRECT):
-            uses[value] = m.NewBoolVar(f"kernel_{value}")
-            m.Add(kernel == value).OnlyEnforceIf(uses[value])
-            m.Add(kernel != value).OnlyEnforceIf(uses[value].Not())
+        uses = {value: space.equals(kernel, value) for value in (TAPS, ROWS, DIRECT)}
         padded = uses[TAPS].Not()
         if task.op.shape.dilation > 1:  # ROWS' 4 taps would be every other pixel: no (4, 16) block to tensorize
             m.Add(kernel != ROWS)
@@ -304,9 +300,7 @@ class DepthwiseContext(Context):
         windows = _windows(task, tiles, space)
         level = space.knobs["pack_level"].var
         for lvl in (1, 2, 3):
-            on = m.NewBoolVar(f"pack_at_{lvl}")
-            m.Add(level == lvl).OnlyEnforceIf(on)
-            m.Add(level != lvl).OnlyEnforceIf(on.Not())
+            on = space.equals(level, lvl)
             m.Add(q[f"pack_bytes_{lvl}"] <= self.target.l2_bytes).OnlyEnforceIf([on, uses[TAPS]])
             m.Add(windows[lvl] <= self.target.l2_bytes).OnlyEnforceIf([on, uses[TAPS].Not()])
         m.Add(windows[3] <= self.target.l1_bytes).OnlyEnforceIf(padded)

@@ -115,12 +115,12 @@ class TensorCoreContext(Context):
         # fragment starts every 16 elements along k.
         mma_values = (0, 1) if self.target.mma_capable else (0,)
         mma = space.knob("mma", mma_values, "0 = wmma fragments, 1 = mma.sync m16n8k16 + ldmatrix")
-        m.Add(frag == 0).OnlyEnforceIf(_eq(space, mma, 1))
+        m.Add(frag == 0).OnlyEnforceIf(space.equals(mma, 1))
         unroll = space.knob("unroll", UNROLL, "auto-unroll max step")
         # TVM's explicit unrolling folds a fragment's offset into the thread's register index
         # ((8 * threadIdx.x + 260) / 256) before LowerWarpMemory splits it, which leaves the
         # accumulators in local memory; left rolled, nvcc unrolls the constant-trip loops itself
-        m.Add(unroll == 0).OnlyEnforceIf(_eq(space, mma, 1))
+        m.Add(unroll == 0).OnlyEnforceIf(space.equals(mma, 1))
         mw = space.knob("m_warps", WARP_COUNTS, "warps along m in a block")
         nw = space.knob("n_warps", WARP_COUNTS, "warps along n in a block")
         mf = space.knob("m_frags", FRAG_COUNTS, "fragments along m per warp")
@@ -177,9 +177,9 @@ class TensorCoreContext(Context):
             m.AddModuloEquality(0, elems, space.product([threads, vec], 1 << 16))
 
         # cp.async needs a pipeline and copies of 4, 8 or 16 bytes
-        m.Add(use_async == 0).OnlyEnforceIf(_eq(space, stages, 1))
-        m.Add(vec_a >= 2).OnlyEnforceIf(_eq(space, use_async, 1))
-        m.Add(vec_b >= 2).OnlyEnforceIf(_eq(space, use_async, 1))
+        m.Add(use_async == 0).OnlyEnforceIf(space.equals(stages, 1))
+        m.Add(vec_a >= 2).OnlyEnforceIf(space.equals(use_async, 1))
+        m.Add(vec_b >= 2).OnlyEnforceIf(space.equals(use_async, 1))
 
     def features(self, task: Task, point: Point) -> dict[str, float]:
         if self.uses_wgmma(task):
@@ -240,13 +240,6 @@ class TensorCoreContext(Context):
 
 def _out_bytes(task: Task) -> int:
     return 4 if task.spec.out_dtype == "float32" else 2
-
-
-def _eq(space: SearchSpace, var, value: int):
-    b = space.model.NewBoolVar("")
-    space.model.Add(var == value).OnlyEnforceIf(b)
-    space.model.Add(var != value).OnlyEnforceIf(b.Not())
-    return b
 
 
 def _pitch(space: SearchSpace, width, pad):

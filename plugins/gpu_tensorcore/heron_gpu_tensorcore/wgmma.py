@@ -225,7 +225,7 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
         m.Add(_mul(space, tiles - 1, size, 2 * extent + 512) < max(extent, 1))
     tiles = _mul(space, tiles_m, tiles_n, max(1, M) * max(1, N))
     split = _mul(space, tiles, split_k, max(SPLIT_K) * max(1, M) * max(1, N))
-    m.Add(batch * split <= sm_count).OnlyEnforceIf(_is(space, split_k, 1).Not())
+    m.Add(batch * split <= sm_count).OnlyEnforceIf(space.equals(split_k, 1).Not())
     # shared memory: every stage's A and B tiles, the alignment slack and the mbarriers
     stage = space.var(0, 1 << 24, "stage_bytes")
     rows = space.var(0, 1024, "stage_rows")
@@ -235,12 +235,12 @@ def define(space, op_name: str, dims: tuple[int, int, int, int], max_shared: int
     pitch = space.var(0, 1 << 12, "c_pitch")
     m.Add(pitch == out_bytes * block_n + EPILOGUE_PAD)
     staged = space.var(0, 1 << 20, "staged_bytes")  # / 64 (block_m counts m64 tiles)
-    staging = _is(space, epilogue, 1)
+    staging = space.equals(epilogue, 1)
     m.Add(staged == space.product([block_m, pitch], 1 << 20)).OnlyEnforceIf(staging)
     m.Add(staged == 0).OnlyEnforceIf(staging.Not())
     m.Add(SMEM_ALIGN + space.product([stage, stages], 1 << 26) + 16 * stages + 64 * staged <= max_shared)
     # registers: a consumer's accumulators (m_tiles x block_n / 2 fp32) within its budget
-    m.Add(consumers >= 2).OnlyEnforceIf(_is(space, setmaxnreg, 1))
+    m.Add(consumers >= 2).OnlyEnforceIf(space.equals(setmaxnreg, 1))
     budget = space.var(0, 255, "consumer_registers")
     combos = [(c, r) for c in CONSUMERS for r in (0, 1)]
     key = space.var(0, len(combos) - 1)
@@ -255,13 +255,6 @@ def _mul(space, a, b, hi: int):
     out = space.var(0, hi)
     space.model.AddMultiplicationEquality(out, [a, b])
     return out
-
-
-def _is(space, var, value: int):
-    b = space.model.NewBoolVar("")
-    space.model.Add(var == value).OnlyEnforceIf(b)
-    space.model.Add(var != value).OnlyEnforceIf(b.Not())
-    return b
 
 
 def features(cfg: Config, dims: tuple[int, int, int, int], sm_count: int, out_bytes: int) -> dict[str, float]:
