@@ -55,8 +55,8 @@ from heron_cpu_dlboost.context import (
     _cap,
     _parallel_stage,
     _quantities,
-    _tile_factors,
     _row_axis,
+    _tile_factors,
     _vectorize_innermost,
     max_divisor,
     padded_extent,
@@ -405,7 +405,6 @@ class AMXContext(CPUContext):
     def _row_before_lane(lay: AMXLayout) -> bool:
         names = [a.name for a in lay.axes]
         return names.index(lay.row) < names.index(lay.lane)
-
 
 
 def _operand_bytes(lay: AMXLayout, tiles: dict, prod, name: str, spatial_level: int = SPATIAL_LEVELS - 1):

@@ -445,7 +445,7 @@ class CPUContext(Context):
         sch = s_tir.Schedule(tvm.IRModule({"main": compute.func}))
         block = sch.get_sblock(compute.out.op.name)
         if compute.remainder is not None:
-            block = _split_off_remainder(sch, block, compute.remainder, self.target.cores)
+            block, copy = _split_off_remainder(sch, block, compute.remainder)
         name = sch.get(block).name_hint
         factors = _tile_factors(lay, point)
         tiles = {
@@ -506,7 +506,7 @@ class CPUContext(Context):
         if chosen:
             _skip_calls(sch, sch.get_sblock(f"{name}_update_o"), chosen, r(1)[0])
         if compute.remainder is not None:
-            _schedule_remainder(sch, compute.remainder, self.target.params.microkernel, self.target.cores)
+            _schedule_remainder(sch, compute.remainder, copy, self.target.params.microkernel, self.target.cores)
             if compute.write_back is not None:
                 _vectorize_innermost(sch, sch.get_sblock(compute.write_back))
         return sch.mod
@@ -637,38 +637,43 @@ def _skip_calls(sch, block, skips: list[Skip], sweep) -> None:
     sch.state.replace(sch.get_sref(rvs[-1]), new)
 
 
-def _schedule_remainder(sch, rem: Remainder, microkernel: str, cores: int) -> None:
-    """The remainder blocks: per group of up to ``REMAINDER_ROWS`` rows, one remainder micro-kernel call per row and
-    chunk of reduction, its accumulators zeroed in registers. Their outer rows run in parallel on several cores (on
-    one, a parallel loop costs a launch)."""
-    parallel = sch.parallel if cores > 1 else (lambda loop: None)
-
-    def in_row_groups(block, lane_loops: int, intrinsic: str) -> None:
-        """``block``'s loops: rows..., ``lane_loops`` spatial loops of the micro-kernel, the reduction's, its 4."""
-        loops = sch.get_loops(block)
-        others, micro, reduce, four = loops[: -lane_loops - 2], loops[-lane_loops - 2 : -2], loops[-2], loops[-1]
-        rows = []
-        if others:  # up to REMAINDER_ROWS rows' accumulators in registers, unrolled
-            outer, inner = sch.split(others[-1], [None, max_divisor(int(sch.get(others[-1]).extent), REMAINDER_ROWS)])
-            parallel(sch.fuse(*others[:-1], outer) if len(others) > 1 else outer)
-            sch.unroll(inner)
-            rows = [inner]
-        sch.reorder(reduce, *rows, *micro, four)
+def _schedule_remainder(sch, rem: Remainder, copy: str, microkernel: str, cores: int) -> None:
+    """The last lanes, per group of up to ``REMAINDER_ROWS`` rows: the remainder blocks' calls for those rows (one per
+    row and chunk of reduction, accumulators zeroed in registers), then the copy adding them up into the output. A
+    group's partial sums stay in registers (a buffer of under 1 KB, on the stack); the groups run in parallel on
+    several cores (on one, a parallel loop costs a launch)."""
+    *rows, lanes = sch.get_loops(sch.get_sblock(copy))
+    sch.vectorize(lanes)
+    outer = None
+    if rows:
+        outer, inner = sch.split(rows[-1], [None, max_divisor(int(sch.get(rows[-1]).extent), REMAINDER_ROWS)])
+        sch.unroll(inner)
+        if cores > 1:  # in the partition's scope, where the copy is the output's only writer
+            outer = sch.fuse(*rows[:-1], outer) if len(rows) > 1 else outer
+            sch.parallel(outer)
+    _flatten(sch, _enclosing(_enclosing(sch.get_sref(sch.get_sblock(copy)))))
+    sch.compute_inline(sch.get_sblock(rem.sums))
+    shared = len(sch.get_loops(sch.get_sblock(copy))) - (2 if rows else 1)  # the copy's loops down to its row groups
+    for name, chunks in ((rem.block, None), (rem.tail, 1)):
+        if name is None:
+            continue
+        block = sch.get_sblock(name)
+        if outer is not None:
+            sch.compute_at(block, outer, preserve_unit_loops=True)
+        *own_rows, lane, chunk, reduce, four = sch.get_loops(block)[shared:]
+        sch.reorder(reduce, *own_rows, *((lane, chunk) if chunks is None else (chunk, lane)), four)  # no loop of one in the call
         init = sch.decompose_reduction(block, reduce)
-        zeros = sch.get_loops(init)[-lane_loops:]
-        sch.vectorize(sch.fuse(*zeros) if lane_loops > 1 else zeros[0])
-        sch.tensorize(micro[0], intrinsic)
-
-    in_row_groups(sch.get_sblock(rem.block), 2, intrin.register_remainder(rem.lanes, rem.grouped)[microkernel])
-    if rem.tail is not None:  # the 16-lane micro-kernel
-        in_row_groups(sch.get_sblock(rem.tail), 1, intrin.NAMES[microkernel])
-    sch.compute_inline(sch.get_sblock(rem.sums))  # into the copy of the last lanes: no buffer, no pass of its own
+        *init_rows, init_lane, init_chunk = sch.get_loops(init)[shared:]
+        sch.vectorize(sch.fuse(init_lane, init_chunk))
+        for loop in [*own_rows, *init_rows]:
+            sch.unroll(loop)
+        sch.tensorize(lane, intrin.register_remainder(rem.lanes, rem.grouped, chunks)[microkernel])
 
 
-def _split_off_remainder(sch, block, rem: Remainder, cores: int):
+def _split_off_remainder(sch, block, rem: Remainder) -> tuple:
     """Partition the lanes of ``block`` (the compute, lanes last among its spatial axes) at ``rem.base``; returns the
-    block of the lanes below, its loops in their order. The lanes from ``rem.base`` on start from the remainder's sums
-    and add nothing more (their calls are the remainder blocks'), their rows in parallel and lanes vectorized."""
+    block of the lanes below, its loops in their order, and the name of the block of the lanes from ``rem.base`` on:
+    a copy of the remainder's sums (their calls are the remainder blocks', ``_schedule_remainder``)."""
     from tvm import s_tir, tirx
 
     loops = sch.get_loops(block)
@@ -690,15 +695,52 @@ def _split_off_remainder(sch, block, rem: Remainder, cores: int):
     reads, writes = s_tir.analysis.get_sblock_read_write_region(new, {b: b for b in (store.buffer, sums)})
     new = s_tir.SBlock(axes, reads, writes, old.name_hint, new.body)
     loop_vars = [tirx.Var(f"{iv.var.name}_l", "int32") for iv in axes]
-    nest = s_tir.SBlockRealize(loop_vars, True, new)
-    for iv, v in reversed(list(zip(axes, loop_vars))):
-        nest = tirx.For(v, iv.dom.min, iv.dom.extent, tirx.ForKind.SERIAL, nest)
+    lane = axes[-1].dom  # its loop covers all the remainder's lanes: compute_at then computes them all
+    nest = s_tir.SBlockRealize(loop_vars, loop_vars[-1] < lane.min + lane.extent, new)
+    extents = [iv.dom.extent for iv in axes[:-1]] + [rem.lanes]
+    for iv, v, extent in reversed(list(zip(axes, loop_vars, extents))):
+        nest = tirx.For(v, iv.dom.min, extent, tirx.ForKind.SERIAL, nest)
     sch.state.replace(sch.get_sref(outer), nest, {old: new})
-    *rows, lanes = sch.get_loops(sch.get_sblock(old.name_hint))
-    if cores > 1 and rows:
-        sch.parallel(sch.fuse(*rows) if len(rows) > 1 else rows[0])
-    sch.vectorize(lanes)
-    return main
+    return main, old.name_hint
+
+
+def _enclosing(sref):
+    """The sref of the block that holds ``sref``'s."""
+    from tvm import s_tir
+
+    sref = sref.parent
+    while not isinstance(sref.stmt, s_tir.SBlock):
+        sref = sref.parent
+    return sref
+
+
+def _flatten(sch, scope) -> None:
+    """Replace the block ``scope`` (at the root: ``loop_partition``'s common block) by the bodies of the blocks it
+    holds (its partitions, blocks with no iterators): their blocks then share the root's scope, where ``compute_at``
+    can move the remainder blocks among them."""
+    from tvm import s_tir, tirx
+
+    root_rv = sch.get_sblock("root")
+    root, common = sch.get(root_rv), scope.stmt
+    parts = common.body.seq if isinstance(common.body, tirx.SeqStmt) else [common.body]
+    seq = root.body.seq if isinstance(root.body, tirx.SeqStmt) else [root.body]
+    body = []
+    for stmt in seq:
+        held = isinstance(stmt, s_tir.SBlockRealize) and stmt.block.same_as(common)
+        body += [part.block.body for part in parts] if held else [stmt]
+    allocs = [*root.alloc_buffers, *common.alloc_buffers, *(b for part in parts for b in part.block.alloc_buffers)]
+    new = s_tir.SBlock(
+        root.iter_vars,
+        root.reads,
+        root.writes,
+        root.name_hint,
+        tirx.SeqStmt(body),
+        root.init,
+        allocs,
+        root.match_buffers,
+        root.annotations,
+    )
+    sch.state.replace(sch.get_sref(root_rv), new, {root: new})
 
 
 def _vectorize_innermost(sch, block, compute=None) -> None:
@@ -925,40 +967,36 @@ def _on_extents(out, extents: dict[str, int], name: str, init=None):
 
 
 def _remainder_computes(main, base: int, lanes: int):
-    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded), its body read at
-    lanes ``base + n`` and reduction elements ``(kk * chunks + c) * 4 + t``; ``sums`` adds them up per row and lane."""
+    """The remainder blocks of ``Remainder`` for ``main`` (one reduction, lanes last and padded): partial sums per row,
+    chunk and lane, the block's over reduction elements ``(kk * chunks + c) * 4 + t``, the tail's (one chunk) over the
+    groups of 4 after them; ``sums`` adds them up per row and lane."""
     from tvm import te, tirx
 
-    chunks = intrin.LANES // lanes
     red = main.op.body[0]
     (k,) = main.op.reduce_axis
-    *others, lane = main.op.axis
+    *others, _ = main.op.axis
     depth = int(k.dom.extent)
     old = [iv.var for iv in [*main.op.axis, k]]
     source = lambda *values: tirx.IndexMap(old, [red.source[0]], None).map_indices(list(values))[0]  # noqa: E731
     rows = [int(iv.dom.extent) for iv in others]
-    full = depth // (intrin.REDUCE * chunks)
-    kk = te.reduce_axis((0, full), name="kk")
-    t = te.reduce_axis((0, intrin.REDUCE), name="kt")
-    block = te.compute(
-        (*rows, chunks, lanes),
-        lambda *v: te.sum(source(*v[:-2], base + v[-1], (kk * chunks + v[-2]) * intrin.REDUCE + t), axis=[kk, t]),
-        name=f"{main.op.name}_rem",
-    )
-    tail = None
-    first = full * intrin.REDUCE * chunks
-    if first < depth:  # the main micro-kernel's shape: 16 lanes (zeros beyond the output) x groups of 4
-        g = te.reduce_axis((0, (depth - first) // intrin.REDUCE), name="kg")
-        kt = te.reduce_axis((0, intrin.REDUCE), name="kt")
-        tail = te.compute(
-            (*rows, intrin.LANES),
-            lambda *v: te.sum(source(*v[:-1], base + v[-1], first + g * intrin.REDUCE + kt), axis=[g, kt]),
-            name=f"{main.op.name}_tail",
+
+    def partial(first: int, steps: int, chunks: int, name: str):
+        kk = te.reduce_axis((0, steps), name="kk")
+        t = te.reduce_axis((0, intrin.REDUCE), name="kt")
+        return te.compute(
+            (*rows, lanes, chunks),
+            lambda *v: te.sum(source(*v[:-2], base + v[-2], first + (kk * chunks + v[-1]) * intrin.REDUCE + t), axis=[kk, t]),
+            name=f"{main.op.name}_{name}",
         )
-    chunks = range(intrin.LANES // lanes)
+
+    chunks = intrin.LANES // lanes
+    full = depth // (intrin.REDUCE * chunks)
+    block = partial(0, full, chunks, "rem")
+    first = full * intrin.REDUCE * chunks
+    tail = partial(first, (depth - first) // intrin.REDUCE, 1, "tail") if first < depth else None
     sums = te.compute(
         (*rows, lanes),
-        lambda *v: sum(block[(*v[:-1], c, v[-1])] for c in chunks) + (0 if tail is None else tail[v]),
+        lambda *v: sum(block[(*v, c)] for c in range(chunks)) + (0 if tail is None else tail[(*v, 0)]),
         name=f"{main.op.name}_sums",
     )
     return block, tail, sums

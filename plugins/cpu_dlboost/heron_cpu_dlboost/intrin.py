@@ -44,11 +44,10 @@ def register() -> None:
         with T.sblock("root"):
             T.reads(C[0:16], A[0:4], B[0:16, 0:4])
             T.writes(C[0:16])
-            a4 = T.reinterpret(A.vload([0], "uint8x4"), dtype="int32")
             C[T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
                 T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
                 C.vload([0], dtype="int32x16"),
-                T.reinterpret(T.broadcast(a4, 16), dtype="uint8x64"),
+                T.reinterpret(T.broadcast(T.reinterpret(A.vload([0], "uint8x4"), dtype="int32"), 16), dtype="uint8x64"),
                 B.vload([0, 0], dtype="int8x64"),
                 dtype="int32x16",
             )
@@ -71,68 +70,95 @@ def register() -> None:
     _registered = True
 
 
-def register_remainder(lanes: int, grouped: bool) -> dict[str, str]:
-    """The micro-kernel of the last, partial lane block: C[chunks, lanes] (s32) += A[chunks, 4] (u8) . B[chunks, lanes, 4]
-    (s8) reduced over the 4, with chunks = 16 / lanes. One vpdpbusd covers ``chunks`` dots of 4 consecutive reduction
-    elements x ``lanes`` output lanes (the sum over chunks is left to a block after), so the partial block costs
-    1 / chunks of the vpdpbusd of one padded to 16 lanes. A is ``chunks`` x 4 contiguous bytes, each group of 4 repeated
-    ``lanes`` times; B is read from the weight's (lanes/16, reduce/4, 16, 4) packing: the first ``lanes`` lanes of
-    ``chunks`` groups of 4 reduction elements. ``grouped``: A is read from a (..., reduce/4, 4) packing (indexed by group
-    and element), else from its logical layout (one flat index).
+def register_remainder(lanes: int, grouped: bool, chunks: int | None = None) -> dict[str, str]:
+    """The micro-kernel of the last, partial lane block: C[lanes, chunks] (s32) += A[chunks, 4] (u8) . B[chunks, lanes, 4]
+    (s8) reduced over the 4, with chunks = 16 / lanes by default. One vpdpbusd covers ``chunks`` dots of 4 consecutive
+    reduction elements x ``lanes`` output lanes (the sum over chunks is left to a block after), so the partial block
+    costs 1 / chunks of the vpdpbusd of one padded to 16 lanes. Its int32 lanes are lane-major, so A (``chunks`` x 4
+    contiguous bytes) is repeated whole ``lanes`` times: one broadcast load. B is read from the weight's (lanes/16,
+    reduce/4, 16, 4) packing: the first ``lanes`` lanes of ``chunks`` groups of 4 reduction elements. ``grouped``: A is
+    read from a (..., reduce/4, 4) packing (indexed by group and element), else from its logical layout (one flat
+    index). One chunk (the reduction's last groups) uses a narrower vpdpbusd: 4 or 8 int32 lanes (2 lanes in 4, zeros
+    beyond).
     """
-    chunks = LANES // lanes
-    names = {kind: f"heron_dot_{chunks}x{lanes}x4{'g' if grouped else ''}_u8s8s32_{kind}" for kind in ("vnni", "generic")}
+    chunks = chunks or LANES // lanes
+    names = {kind: f"heron_dot_{lanes}x{chunks}x4{'g' if grouped else ''}_u8s8s32_{kind}" for kind in ("vnni", "generic")}
     if names["vnni"] in _remainders:
         return names
     from tvm import s_tir
     from tvm.script import tirx as T
 
     width = chunks * REDUCE  # bytes of A per call
+    used = chunks * lanes  # int32 lanes of C
+    vector = max(used, 4)  # those of the vpdpbusd
+    copies = vector * REDUCE // width  # of A's bytes in its vector
     a_shape, a_zero = ((chunks, REDUCE), [0, 0]) if grouped else ((width,), [0])
     a_at = (lambda ci, t: (ci, t)) if grouped else (lambda ci, t: (ci * REDUCE + t,))  # noqa: E731
     a_all = (lambda A: A[0:chunks, 0:REDUCE]) if grouped else (lambda A: A[0:width])  # noqa: E731
-    a_index = [ci * REDUCE + t for ci in range(chunks) for _ in range(lanes) for t in range(REDUCE)]
+    b_index = [(ci * lanes + n) * REDUCE + t for n in range(lanes) for ci in range(chunks) for t in range(REDUCE)]
+
+    def widened(value, dtype: str, n: int):
+        """``value`` (``n`` elements) followed by zeros up to the vpdpbusd's width."""
+        total = vector * (REDUCE if dtype == "int8" else 1)
+        zero = T.int8(0) if dtype == "int8" else T.int32(0)
+        return value if n == total else T.Shuffle([value, T.broadcast(zero, total - n)], list(range(total)))
+
+    def narrowed(value):
+        """The first ``used`` lanes of the vpdpbusd's result (no binding: TVM would give it a workspace per call)."""
+        return value if used == vector else T.Shuffle([value], list(range(used)))
 
     @T.prim_func(s_tir=True)
     def desc(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
         B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
-        C = T.match_buffer(c, (chunks, lanes), "int32", offset_factor=1)
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:chunks, 0:lanes], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
-            T.writes(C[0:chunks, 0:lanes])
-            for ci, n, t in T.grid(chunks, lanes, REDUCE):
-                with T.sblock("update"):
-                    vc, vn, vt = T.axis.remap("SSR", [ci, n, t])
-                    C[vc, vn] = C[vc, vn] + T.cast(A[a_at(vc, vt)], "int32") * T.cast(B[vc, vn, vt], "int32")
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
+            if chunks > 1:
+                for n, ci, t in T.grid(lanes, chunks, REDUCE):
+                    with T.sblock("update"):
+                        vn, vc, vt = T.axis.remap("SSR", [n, ci, t])
+                        C[vn, vc] = C[vn, vc] + T.cast(A[a_at(vc, vt)], "int32") * T.cast(B[vc, vn, vt], "int32")
+            else:  # no loop of one: tensorize matches from the lanes' loop
+                for n, t in T.grid(lanes, REDUCE):
+                    with T.sblock("update"):
+                        vn, vt = T.axis.remap("SR", [n, t])
+                        C[vn, 0] = C[vn, 0] + T.cast(A[a_at(0, vt)], "int32") * T.cast(B[0, vn, vt], "int32")
 
     @T.prim_func(s_tir=True)
     def vnni(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
         B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
-        C = T.match_buffer(c, (chunks, lanes), "int32", offset_factor=1)
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:chunks, 0:lanes], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
-            T.writes(C[0:chunks, 0:lanes])
-            C[0, T.ramp(T.int32(0), 1, 16)] = T.call_llvm_pure_intrin(
-                T.llvm_lookup_intrinsic_id("llvm.x86.avx512.vpdpbusd.512"),
-                C.vload([0, 0], dtype="int32x16"),
-                T.Shuffle([A.vload(a_zero, dtype=f"uint8x{width}")] * (64 // width), a_index),
-                T.Shuffle([B.vload([ci, 0, 0], dtype=f"int8x{lanes * REDUCE}") for ci in range(chunks)], list(range(64))),
-                dtype="int32x16",
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
+            C[0, T.ramp(T.int32(0), 1, used)] = narrowed(
+                T.call_llvm_pure_intrin(
+                    T.llvm_lookup_intrinsic_id(f"llvm.x86.avx512.vpdpbusd.{vector * 32}"),
+                    widened(C.vload([0, 0], dtype=f"int32x{used}"), "int32", used),
+                    T.Shuffle([A.vload(a_zero, dtype=f"uint8x{width}")] * copies, list(range(copies * width))),
+                    widened(
+                        T.Shuffle([B.vload([ci, 0, 0], dtype=f"int8x{lanes * REDUCE}") for ci in range(chunks)], b_index),
+                        "int8",
+                        used * REDUCE,
+                    ),
+                    dtype=f"int32x{vector}",
+                )
             )
 
     @T.prim_func(s_tir=True)
     def generic(a: T.handle, b: T.handle, c: T.handle) -> None:
         A = T.match_buffer(a, a_shape, "uint8", offset_factor=1)
         B = T.match_buffer(b, (chunks, lanes, REDUCE), "int8", offset_factor=1, strides=[T.int32(), REDUCE, 1])
-        C = T.match_buffer(c, (chunks, lanes), "int32", offset_factor=1)
+        C = T.match_buffer(c, (lanes, chunks), "int32", offset_factor=1)
         with T.sblock("root"):
-            T.reads(C[0:chunks, 0:lanes], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
-            T.writes(C[0:chunks, 0:lanes])
+            T.reads(C[0:lanes, 0:chunks], a_all(A), B[0:chunks, 0:lanes, 0:REDUCE])
+            T.writes(C[0:lanes, 0:chunks])
             for t in T.serial(REDUCE):
-                for ci, n in T.grid(chunks, lanes):
-                    C[ci, n] = C[ci, n] + T.cast(A[a_at(ci, t)], "int32") * T.cast(B[ci, n, t], "int32")
+                for n, ci in T.grid(lanes, chunks):
+                    C[n, ci] = C[n, ci] + T.cast(A[a_at(ci, t)], "int32") * T.cast(B[ci, n, t], "int32")
 
     s_tir.TensorIntrin.register(names["vnni"], desc, vnni, override=True)
     s_tir.TensorIntrin.register(names["generic"], desc, generic, override=True)

@@ -48,9 +48,7 @@ def measure_peak(threads: int, mcpu: str | None = None, iters: int = 200_000, re
     target = {"kind": "llvm", "mcpu": mcpu or llvm_host_cpu(), "num-cores": threads}
     module = tvm_compat.build(tvm.IRModule({"main": func}), target).jit()
     dev = tvm_compat.device("cpu")
-    args = tvm_compat.to_device(
-        [np.ones(64, "uint8"), np.ones(64, "int8"), np.zeros((threads, 16, 16), "int32")], dev
-    )
+    args = tvm_compat.to_device([np.ones(64, "uint8"), np.ones(64, "int8"), np.zeros((threads, 16, 16), "int32")], dev)
     costs = tvm_compat.time_kernel(module, dev, args, number=1, repeat=repeat, min_repeat_ms=100, cache_flush=False)
     expected = iters * 4  # every lane adds 4 products of 1*1 per iteration
     assert (args[2].numpy() == expected).all(), "peak kernel computed a wrong sum"

@@ -36,7 +36,13 @@ def random_shape(op: str, rng: random.Random) -> dict[str, int]:
     if op == "scan":
         return {"M": d(), "N": d(), "K": d()}
     if op == "conv1d":
-        return {**conv, "W": rng.choice((5, 7, 11)), "S": rng.choice((1, 3)), "pad": rng.choice((0, 1)), "dilation": rng.choice((1, 2))}
+        return {
+            **conv,
+            "W": rng.choice((5, 7, 11)),
+            "S": rng.choice((1, 3)),
+            "pad": rng.choice((0, 1)),
+            "dilation": rng.choice((1, 2)),
+        }
     if op in ("conv2d", "dil"):
         shape = {**conv, "H": rng.choice((5, 7)), "W": rng.choice((5, 7)), "R": rng.choice((1, 3)), "S": rng.choice((1, 3))}
         shape["pad"] = rng.choice((0, 1))
@@ -88,7 +94,9 @@ def test_padded_kernel_exports_and_takes_logical_shapes(tmp_path):
         f"tune --target dlboost --target-param microkernel={mk} --op dense --shape M=5,K=7,N=19 --trials 2 --quiet",
         f"export {lib} --op dense",
     ):
-        proc = subprocess.run([sys.executable, "-m", "heron_core.cli", *args.split(), "--db", str(db)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "heron_core.cli", *args.split(), "--db", str(db)], capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
     kernel = load_library(lib).find("dense")
     rng = np.random.default_rng(0)
@@ -121,6 +129,7 @@ def test_row_extent_is_a_knob_and_a_padded_choice_is_exact(check_points):
         ("gemm", {"M": 5, "K": 20, "N": 20}, 4),  # 4 lanes x 4 chunks, 4 reduction elements left to the tail
         ("dense", {"M": 37, "K": 18, "N": 24}, 8),  # rows padded, the data packed (K to 20): 8 lanes x 2 chunks
         ("bmm", {"batch": 2, "M": 3, "K": 36, "N": 17}, 2),  # 1 lane run as 2 x 8 chunks, a tail of 4
+        ("gemv", {"M": 36, "K": 24}, 4),  # no rows: 4 lanes x 4 chunks, a tail of 2 groups
     ],
 )
 def test_lane_remainder_is_a_knob_and_exact(op, shape, lanes, check_points):
@@ -137,7 +146,8 @@ def test_lane_remainder_is_a_knob_and_exact(op, shape, lanes, check_points):
     assert points[0] is not None and points[1] is not None
     old = {k: v for k, v in points[1].items() if k != "lane_remainder"}
     assert space.upgraded(old) == points[1] and space.is_valid(space.upgraded(old))
-    for point, blocks in zip(points, (shape["N"] // 16, -(-shape["N"] // 16))):  # with the remainder: whole blocks only
+    n = task.op.output.shape[-1]
+    for point, blocks in zip(points, (n // 16, -(-n // 16))):  # with the remainder: whole blocks only
         (lane,) = [ax for ax in task.context.layout(task, point).axes if ax.inner == 16]
         assert lane.extent == blocks == math.prod(point[f"{lane.name}{i}"] for i in range(lane.levels))
     check_points(task, points)
