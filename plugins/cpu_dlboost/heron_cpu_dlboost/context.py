@@ -81,11 +81,11 @@ class Compute:
 @dataclass(frozen=True)
 class Remainder:
     """The blocks that compute the last, partial lane block instead of the 16-lane micro-kernel (``lane_remainder``):
-    ``block`` (16/``lanes`` x ``lanes`` partial sums per row, one remainder micro-kernel call per row and 4 x 16/``lanes``
-    reduction elements), ``tail`` (the groups of 4 reduction elements left over, by the 16-lane micro-kernel) and
+    ``block`` (per row, ``lanes`` x 16/``lanes`` partial sums, one remainder micro-kernel call per row and 4 x
+    16/``lanes`` reduction elements), ``tail`` (the groups of 4 reduction elements left over, one chunk per call) and
     ``sums`` (per row and lane, the two added up). The main compute runs on the logical lanes; its schedule splits them
     at ``base``: the whole lane blocks below are tiled as usual (in place in the output), the lanes from ``base`` on
-    are copied from ``sums``."""
+    are copied from ``sums``, the remainder blocks computed per group of rows next to that copy."""
 
     block: str
     tail: str | None
