@@ -38,7 +38,7 @@ MIN_CHAINS = 8  # vpdpbusd: ~4-5 cycles latency x 2 ports in flight
 ROW_KNOB = "row_extent"
 ROW_CHOICES = 3  # padded extents of the row axis the tuner may choose among
 LANE_KNOB = "lane_remainder"
-REMAINDER_ROWS = 16  # rows of the remainder kernel's register tile (one accumulator each)
+REMAINDER_ROWS = 8  # rows of a remainder group: one zmm (and one tail xmm) each, live until their copy
 
 
 @dataclass(frozen=True)
