@@ -33,11 +33,25 @@ _FUNCTIONS: dict[str, object] = {}  # kernel id -> TVM function (custom ops take
 _LIBRARIES: dict[str, Library] = {}  # what keeps each function's shared object loaded
 
 
-@torch.library.custom_op("heron::kernel", mutates_args=())
-def kernel(args: list[torch.Tensor], name: str, out_shape: list[int], out_dtype: torch.dtype) -> torch.Tensor:
+def _run_kernel(args: list[torch.Tensor], name: str, out_shape: list[int], out_dtype: torch.dtype) -> torch.Tensor:
     out = torch.empty(out_shape, dtype=out_dtype, device=args[0].device)
     _FUNCTIONS[name](*[_aligned(a) for a in args], out)
     return out
+
+
+kernel = torch.library.custom_op("heron::kernel", _run_kernel, mutates_args=())
+
+
+def _call(op, fn, *args):
+    """``op`` (a custom op) while ``torch.compile`` traces, so that it appears in the graph; eager, its function
+    ``fn`` itself (under the op's name while torch.profiler records): the custom op's dispatch, like a profiler
+    range, costs ~55 us a call (BERT's 768x768 linear: 0.46 ms through it, 0.41 direct, measured)."""
+    if torch.compiler.is_compiling():
+        return op(*args)
+    if not torch.autograd.profiler._is_profiler_enabled:
+        return fn(*args)
+    with torch.profiler.record_function(f"heron::{fn.__name__.removeprefix('_run_')}"):
+        return fn(*args)
 
 
 def _aligned(t: torch.Tensor) -> torch.Tensor:
@@ -81,8 +95,7 @@ def _quantize_activation(x: torch.Tensor) -> tuple[torch.Tensor, float, int]:
     return torch.empty(0, dtype=torch.uint8).set_(q.untyped_storage(), 0, q.shape), q.q_scale(), q.q_zero_point()
 
 
-@torch.library.custom_op("heron::dynamic_int8", mutates_args=())
-def dynamic_int8(
+def _run_dynamic_int8(
     x: torch.Tensor,
     weight: torch.Tensor,
     scale: torch.Tensor,
@@ -96,6 +109,9 @@ def dynamic_int8(
     acc = torch.empty(out_shape, dtype=torch.int32)
     _FUNCTIONS[name](_aligned(q), weight, acc)
     return torch.addcmul(torch.add(bias, zero_sum, alpha=-zx * sx), acc, scale * sx)
+
+
+dynamic_int8 = torch.library.custom_op("heron::dynamic_int8", _run_dynamic_int8, mutates_args=())
 
 
 @dynamic_int8.register_fake
@@ -119,7 +135,7 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, [self.rows, self.out_features])
-        y = torch.ops.heron.dynamic_int8(x.reshape(self.rows, -1), *args)
+        y = _call(dynamic_int8, _run_dynamic_int8, x.reshape(self.rows, -1), *args)
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
@@ -144,7 +160,7 @@ class Int8Conv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         args = (self.weight_packed, self.weight_scale, self.zero_sum, self.bias, self.name, self.out_shape)
-        return torch.ops.heron.dynamic_int8(x, *args)
+        return _call(dynamic_int8, _run_dynamic_int8, x, *args)
 
 
 class HalfLinear(nn.Module):
@@ -153,14 +169,15 @@ class HalfLinear(nn.Module):
     def __init__(self, linear: nn.Linear, lib: Library, workload_key: str, rows: int, out_dtype: torch.dtype):
         super().__init__()
         k = lib[workload_key]
-        self.name, self.rows, self.out_features, self.out_dtype = register(lib, workload_key), rows, linear.out_features, out_dtype
+        self.name, self.rows, self.out_dtype = register(lib, workload_key), rows, out_dtype
+        self.out_features = linear.out_features
         self.register_buffer("weight_packed", _pack(k, "B", linear.weight.detach().half().cpu().numpy()).to(linear.weight.device))
         self.register_buffer("bias", linear.bias.detach().half() if linear.bias is not None else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
         a = x.reshape(self.rows, -1).half()
-        y = torch.ops.heron.kernel([a, self.weight_packed], self.name, [self.rows, self.out_features], self.out_dtype).half()
+        y = _call(kernel, _run_kernel, [a, self.weight_packed], self.name, [self.rows, self.out_features], self.out_dtype).half()
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features).to(x.dtype)
