@@ -8,7 +8,10 @@ In order, per output element with channel ``c`` (the output axis its lanes run a
     f = rint(float32(v) * scale[c])   (float32 product, then round half to even)
     out = clip(f + float32(zero[c]), dtype range) as the output dtype
 
-which is ONNX QLinearConv/QLinearMatMul's requantization with the multiplier
+or, when the output dtype is float32 (dequantization, as dynamic int8 layers end):
+    out = float32(v) * scale[c] + shift[c]
+
+The requantization is ONNX QLinearConv/QLinearMatMul's, with the multiplier
 ``x_scale * w_scale[c] / y_scale`` precomputed in float32 (the input zero point folded into
 ``bias``). The float32 steps are exact IEEE operations in both numpy and LLVM (the rounding
 between the product and the sum keeps them from being contracted into an FMA), so the
@@ -39,8 +42,12 @@ class Epilogue:
         return self.out_dtype in REQUANT_DTYPES
 
     @property
+    def dequant(self) -> bool:
+        return self.out_dtype == "float32"
+
+    @property
     def active(self) -> bool:
-        return self.bias or self.relu or self.requant
+        return self.bias or self.relu or self.requant or self.dequant
 
     def tensors(self) -> list[TensorSpec]:
         """The extra operands, constant across calls (``weight``s), in call order."""
@@ -48,6 +55,8 @@ class Epilogue:
         specs = [TensorSpec("bias", c, "int32", "weight")] if self.bias else []
         if self.requant:
             specs += [TensorSpec("scale", c, "float32", "weight"), TensorSpec("zero", c, "int32", "weight")]
+        if self.dequant:  # per call: they carry the activation's dynamic scale and zero point
+            specs += [TensorSpec("scale", c, "float32", "input"), TensorSpec("shift", c, "float32", "input")]
         return specs
 
     def compute(self, acc, params: dict, shape: tuple[int, ...] | None = None):
@@ -64,6 +73,8 @@ class Epilogue:
                 v = v + params["bias"][c]
             if self.relu:
                 v = tirx.max(v, tirx.const(0, "int32"))
+            if self.dequant:
+                return v.astype("float32") * params["scale"][c] + params["shift"][c]
             if not self.requant:
                 return v
             lo, hi = REQUANT_DTYPES[self.out_dtype]
@@ -83,6 +94,8 @@ class Epilogue:
             v = v + per_channel("bias")
         if self.relu:
             v = np.maximum(v, 0)
+        if self.dequant:
+            return v.astype(np.float32) * per_channel("scale") + per_channel("shift")
         if not self.requant:
             return v.astype(np.int32)
         lo, hi = REQUANT_DTYPES[self.out_dtype]
@@ -99,4 +112,7 @@ class Epilogue:
             arrays["scale"] = (rng.uniform(0.5, 2.0, self.channels) * 40 / spread).astype(np.float32)
             lo, hi = REQUANT_DTYPES[self.out_dtype]
             arrays["zero"] = rng.integers(lo // 8 + (hi + 1) // 8, (hi + 1) // 4, self.channels, dtype=np.int32)
+        if self.dequant:
+            arrays["scale"] = rng.uniform(1e-4, 1e-3, self.channels).astype(np.float32)
+            arrays["shift"] = rng.standard_normal(self.channels).astype(np.float32)
         return arrays

@@ -164,15 +164,18 @@ class Operator(ABC):
     # --- fused epilogues (heron_core.epilogue): operators whose shape has ``bias``/``relu`` flags
     @property
     def acc_dtype(self) -> str:
-        """The accumulator's dtype: int32 under a requantizing (8-bit) output, else the output's."""
-        return "int32" if self.out_dtype in ("uint8", "int8") else self.out_dtype
+        """The accumulator's dtype: int32 under a requantizing (8-bit) or dequantizing (8-bit inputs, float32)
+        output, else the output's."""
+        if self.out_dtype in ("uint8", "int8") or (self.in_dtype in ("uint8", "int8") and self.out_dtype == "float32"):
+            return "int32"
+        return self.out_dtype
 
     def epilogue_for(self, out: TensorSpec):
         """The epilogue writing ``out`` (None when the operator has none or it does nothing)."""
         from heron_core.epilogue import Epilogue
 
         flags = self.shape.model_dump()
-        if "bias" not in flags or self.dot_hint is None:
+        if "bias" not in flags or self.dot_hint is None or self.acc_dtype != "int32":  # integer accumulators only
             return None
         axis = self.dot_hint.out_lane_axis
         e = Epilogue(bool(flags["bias"]), bool(flags["relu"]), self.out_dtype, out.shape[axis], axis)

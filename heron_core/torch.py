@@ -10,9 +10,10 @@ and ``nn.Conv2d`` layers by modules calling the library's kernels:
   weights to s8 per output channel (symmetric) and packed once; the s32 result is dequantized,
   the input zero point removed and the bias added in fp32:
   ``y = (acc - zx * sum_k w[n, k]) * sx * sw[n] + b[n] = acc * (sx sw[n]) + (b[n] - zx sx sw[n] sum_k w[n, k])``.
-  The whole layer (quantize, kernel, dequantize) is one custom op, ``heron::dynamic_int8``: three
-  passes over memory (PyTorch's fused per-tensor quantization, the kernel, one ``addcmul``), the
-  same eager and under ``torch.compile``.
+  The whole layer (quantize, kernel, dequantize) is one custom op, ``heron::dynamic_int8``: PyTorch's
+  fused per-tensor quantization, then a kernel that dequantizes in its epilogue (an ``int8 -> float32``
+  dense kernel, when the library has one) or the s32 kernel and one ``addcmul``; the same eager and
+  under ``torch.compile``.
 - GPU (fp16 Tensor Core kernels): the layer runs in fp16 with the kernel's accumulation.
 
 A layer whose shape has no kernel in the library stays as it is.
@@ -31,6 +32,7 @@ from heron_core.library import Kernel, Library, load_library
 
 _FUNCTIONS: dict[str, object] = {}  # kernel id -> TVM function (custom ops take only tensors and plain values)
 _LIBRARIES: dict[str, Library] = {}  # what keeps each function's shared object loaded
+_DEQUANTIZING: set[str] = set()  # kernel ids whose epilogue dequantizes (scale and shift arguments, float32 out)
 
 
 def _run_kernel(args: list[torch.Tensor], name: str, out_shape: list[int], out_dtype: torch.dtype) -> torch.Tensor:
@@ -70,6 +72,8 @@ def register(lib: Library, workload_key: str) -> str:
     name = f"{lib.path.resolve()}::{workload_key}"
     _LIBRARIES[name] = lib
     _FUNCTIONS[name] = lib[workload_key].function
+    if "shift" in {p["name"] for p in lib[workload_key].params}:
+        _DEQUANTIZING.add(name)
     return name
 
 
@@ -104,11 +108,17 @@ def _run_dynamic_int8(
     name: str,
     out_shape: list[int],
 ) -> torch.Tensor:
-    """A u8 x s8 kernel on fp32 ``x``: ``acc * (sx * scale) + (bias - zx * sx * zero_sum)`` (all broadcast to the output)."""
+    """A u8 x s8 kernel on fp32 ``x``: ``acc * (sx * scale) + (bias - zx * sx * zero_sum)`` (all broadcast to the output),
+    by the kernel's own epilogue where it dequantizes (per-channel vectors: dense), else by one ``addcmul`` after it."""
     q, sx, zx = _quantize_activation(x)
+    shift = torch.add(bias, zero_sum, alpha=-zx * sx)
+    if name in _DEQUANTIZING:
+        out = torch.empty(out_shape, dtype=torch.float32)
+        _FUNCTIONS[name](_aligned(q), weight, scale * sx, shift, out)
+        return out
     acc = torch.empty(out_shape, dtype=torch.int32)
     _FUNCTIONS[name](_aligned(q), weight, acc)
-    return torch.addcmul(torch.add(bias, zero_sum, alpha=-zx * sx), acc, scale * sx)
+    return torch.addcmul(shift, acc, scale * sx)
 
 
 dynamic_int8 = torch.library.custom_op("heron::dynamic_int8", _run_dynamic_int8, mutates_args=())
@@ -184,7 +194,8 @@ class HalfLinear(nn.Module):
 
 
 def _kernels(lib: Library) -> dict[tuple, str]:
-    """(op, shape without epilogue flags, in dtype) -> workload key, for kernels without an epilogue."""
+    """(op, shape without epilogue flags, in dtype, out dtype) -> workload key, for kernels with no bias or ReLU (an
+    int8 -> float32 one dequantizes)."""
     found = {}
     for e in lib.manifest["kernels"]:
         shape = dict(e["shape"])
@@ -192,8 +203,12 @@ def _kernels(lib: Library) -> dict[tuple, str]:
             continue
         if shape.get("groups") == 1:  # swapped convolutions have one group
             del shape["groups"]
-        found[(e["op"], tuple(sorted(shape.items())), e["in_dtype"])] = e["workload_key"]
+        found[(e["op"], tuple(sorted(shape.items())), e["in_dtype"], e["out_dtype"])] = e["workload_key"]
     return found
+
+
+def _first(kernels: dict, op: str, shape: tuple, in_dtype: str, out_dtypes: tuple[str, ...]) -> str | None:
+    return next((kernels[k] for k in ((op, shape, in_dtype, o) for o in out_dtypes) if k in kernels), None)
 
 
 def swap_modules(model: nn.Module, lib: Library | str | Path, example: tuple | None = None) -> list[str]:
@@ -238,12 +253,12 @@ def _replacement(module: nn.Module, io: tuple, lib: Library, kernels: dict) -> n
         rows = int(np.prod(in_shape[:-1]))
         shape = tuple(sorted({"M": rows, "K": module.in_features, "N": module.out_features}.items()))
         if module.weight.is_cuda:
-            key = kernels.get(("dense", shape, "float16"))
+            key = _first(kernels, "dense", shape, "float16", ("float16", "float32"))
             if key:
                 out = torch.float16 if lib[key].output["dtype"] == "float16" else torch.float32
                 return HalfLinear(module, lib, key, rows, out)
             return None
-        key = kernels.get(("dense", shape, "int8"))
+        key = _first(kernels, "dense", shape, "int8", ("float32", "int32"))  # a dequantizing kernel first
         return Int8Linear(module, lib, key, rows) if key else None
     c = module
     if c.groups != 1 or c.padding_mode != "zeros" or isinstance(c.padding, str) or module.weight.is_cuda:
@@ -253,5 +268,6 @@ def _replacement(module: nn.Module, io: tuple, lib: Library, kernels: dict) -> n
     n, ch, h, w = in_shape
     spec = {"N": n, "C": ch, "H": h, "W": w, "K": c.out_channels, "R": c.kernel_size[0], "S": c.kernel_size[1],
             "stride": c.stride[0], "pad": c.padding[0], "dilation": c.dilation[0], "channels_last": False}
-    key = kernels.get(("conv2d", tuple(sorted(spec.items())), "int8"))
+    # s32 only: the zero point's correction varies along the borders, not a per-channel shift
+    key = _first(kernels, "conv2d", tuple(sorted(spec.items())), "int8", ("int32",))
     return Int8Conv2d(module, lib, key, in_shape, list(out_shape)) if key else None

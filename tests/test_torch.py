@@ -9,6 +9,7 @@ from conftest import MICROKERNEL, heron
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+import heron_core.torch as heron_torch  # noqa: E402
 from heron_core.torch import swap_modules  # noqa: E402
 
 
@@ -35,8 +36,10 @@ def library(tmp_path_factory):
         "trials": 2,
         "batch_size": 2,
     }
-    (root / "cfg.json").write_text(json.dumps(cfg))
-    heron("tune", "-c", str(root / "cfg.json"), "--quiet", db=root / "r.db", check=True)
+    dequantizing = {**cfg, "cases": cfg["cases"][:1], "out_dtype": "float32"}  # fc's shape once more, dequantized
+    for i, c in enumerate((cfg, dequantizing)):
+        (root / f"cfg{i}.json").write_text(json.dumps(c))
+        heron("tune", "-c", str(root / f"cfg{i}.json"), "--quiet", db=root / "r.db", check=True)
     heron("export", str(root / "lib"), "--all", db=root / "r.db", check=True)
     return root / "lib"
 
@@ -48,6 +51,8 @@ def test_swapped_model_matches_pytorch_eager_and_compiled(library):
     with torch.no_grad():
         expected = model(x, t)
         assert swap_modules(model, library, (x, t)) == ["conv", "fc"]
+        # fc takes the kernel that dequantizes in its epilogue; conv the s32 one and an addcmul
+        assert model.fc.name in heron_torch._DEQUANTIZING and model.conv.name not in heron_torch._DEQUANTIZING
         got = model(x, t)
         compiled = torch.compile(model)(x, t)
         # eager, the layers call their kernels directly; traced, through the custom ops (no graph break)

@@ -62,11 +62,12 @@ class DLBoostTarget(Target):
         op = task.op
         if op.dot_hint is None:
             raise ConfigError(f"target 'dlboost' has no schedule template for operator '{op.name}'")
-        requant = task.spec.out_dtype in ("uint8", "int8") and "bias" in type(op.shape).model_fields
-        if task.spec.in_dtype not in ("int8", "uint8") or (task.spec.out_dtype != "int32" and not requant):
+        epilogue = task.spec.out_dtype in ("uint8", "int8", "float32") and "bias" in type(op.shape).model_fields
+        if task.spec.in_dtype not in ("int8", "uint8") or (task.spec.out_dtype != "int32" and not epilogue):
             raise ConfigError(
-                f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; "
-                f"uint8 or int8 requantized for operators with an epilogue), not {task.spec.in_dtype} -> {task.spec.out_dtype}"
+                f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; uint8 or int8 "
+                f"requantized, float32 dequantized, for operators with an epilogue), not {task.spec.in_dtype} -> "
+                f"{task.spec.out_dtype}"
             )
         if is_depthwise(task):
             return  # DepthwiseContext pads channels and taps itself

@@ -1,10 +1,12 @@
-"""Fused epilogues (bias, ReLU, requantization) in the dlboost kernels' write-back: exact against numpy."""
+"""Fused epilogues (bias, ReLU, requantization, dequantization) in the dlboost kernels' write-back: exact against
+numpy (the float32 dequantization within its tolerance)."""
 
 import random
 
 import numpy as np
 import pytest
 
+from heron_core.ops.dense import Dense, DenseShape
 from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
@@ -20,6 +22,9 @@ CASES = [
     # padded extents: the epilogue writes the logical part of a padded accumulator
     ("dense", {"M": 1, "K": 30, "N": 40, "bias": 1, "relu": 1}, "uint8"),
     ("conv2d", {"N": 1, "C": 3, "H": 7, "W": 7, "K": 24, "R": 3, "S": 3, "pad": 1, "bias": 1}, "int8"),
+    # dequantized: float32 = acc * scale[c] + shift[c], both per call (a dynamic int8 layer's end)
+    ("dense", {"M": 5, "K": 36, "N": 40}, "float32"),
+    ("conv2d", {"N": 1, "C": 8, "H": 6, "W": 6, "K": 16, "R": 3, "S": 3, "pad": 1, "relu": 1}, "float32"),
 ]
 
 
@@ -50,3 +55,15 @@ def test_random_operands_do_not_saturate_everything():
     arrays = task.op.random_inputs()
     out = task.op.reference(arrays)
     assert out.dtype == np.uint8 and 0.2 < np.mean((out > 0) & (out < 255))
+
+
+def test_dequantization_takes_per_call_scale_and_shift():
+    """A float32 output from int8 inputs dequantizes (scale and shift are inputs, passed each call); float inputs
+    keep their own float32 output and no epilogue."""
+    e = make("dense", {"M": 2, "K": 4, "N": 16}, "float32").op.epilogue
+    assert [(t.name, t.dtype, t.role) for t in e.tensors()] == [("scale", "float32", "input"), ("shift", "float32", "input")]
+    acc = np.arange(32).reshape(2, 16)
+    arrays = {"scale": np.full(16, 0.5, np.float32), "shift": np.arange(16, dtype=np.float32)}
+    assert np.array_equal(e.reference(acc, arrays), acc * np.float32(0.5) + np.arange(16, dtype=np.float32))
+    half = Dense(DenseShape(M=2, K=4, N=16), "float16", "float32")
+    assert half.acc_dtype == "float32" and half.epilogue is None
