@@ -247,8 +247,8 @@ def prepare_bert_torch(work: Path, trials: int) -> dict[str, Path]:
     for target in torch_targets():
         cases = [{"op": "dense", "shape": s} for s in BERT_DENSE]
         config = {"target": {"name": target, **TARGET}, "cases": cases, "trials": trials}
-        # dlboost also dequantizes in the kernel's epilogue (float32 out), which the swapped linears prefer
-        tune([config, {**config, "out_dtype": "float32"}] if target == "dlboost" else [config], work, db)
+        # also dequantizing in the kernel's epilogue (float32 out), which the swapped linears prefer
+        tune([config, {**config, "out_dtype": "float32"}], work, db)
         libs[target] = work / f"bert_lib_{target}"
         if not (libs[target] / "manifest.json").exists():
             key = f"{target}/{machine()['llvm_cpu']}/{TARGET['num_cores']}c"  # this CPU's records only

@@ -190,7 +190,7 @@ def register(shape: TileShape, generic: bool = False) -> str:
 
         def a_tile(A, i, ks):  # (pointer to the tile of row tile i, K step ks; its row stride in bytes)
             ptr = T.tvm_access_ptr(T.type_annotation(a_ptr), A.data, A.elem_offset + i * lda + ks * lda1, rows * kw, 1)
-            return ptr, ROW_BYTES
+            return ptr, kw * itemsize  # the packing's rows: 64 bytes only for a whole K step (tk = 64 / 4 / itemsize)
 
         def a_at(A, i, r, k):  # element (row r of row tile i, k) of the call's A
             return A[i, k // kw, r, k % kw]

@@ -51,13 +51,13 @@ class AMXTarget(DLBoostTarget):
         op, spec = task.op, task.spec
         if op.dot_hint is None:
             raise ConfigError(f"target 'amx' has no schedule template for operator '{op.name}'")
-        if spec.in_dtype not in DTYPES or spec.out_dtype != DTYPES[spec.in_dtype][0]:
+        epilogue = spec.in_dtype in ("int8", "uint8") and spec.out_dtype in ("uint8", "int8", "float32") and op.epilogue
+        if spec.in_dtype not in DTYPES or (spec.out_dtype != DTYPES[spec.in_dtype][0] and not epilogue):
             raise ConfigError(
-                f"target 'amx' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32) and bf16 x bf16 -> f32 "
-                f"(in_dtype bfloat16, out_dtype float32), not {spec.in_dtype} -> {spec.out_dtype}"
+                f"target 'amx' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; uint8 or int8 requantized, "
+                f"float32 dequantized, for operators with an epilogue) and bf16 x bf16 -> f32 (in_dtype bfloat16, out_dtype "
+                f"float32), not {spec.in_dtype} -> {spec.out_dtype}"
             )
-        if op.epilogue is not None:
-            raise ConfigError("target 'amx' has no fused epilogues yet (bias, relu, requantization): use 'dlboost'")
         if self.params.microkernel == "amx" and DTYPES[spec.in_dtype][1] not in self.cpu.flags and self.cpu.has_amx:
             raise ConfigError(f"this CPU has AMX but not {DTYPES[spec.in_dtype][1]}: no {spec.in_dtype} tiles")
         if is_depthwise(task):

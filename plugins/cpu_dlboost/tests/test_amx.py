@@ -155,6 +155,17 @@ def test_amx_kernels_are_correct(op, shape, in_dtype, check_points):
     check_points(t, SearchSpace(t).sample(4, random.Random(1)))
 
 
+@pytest.mark.skipif(not HAS_AMX, reason=NO_AMX)
+def test_tile_packed_a_with_short_tile_rows_is_correct(check_points):
+    """a_cache 3 where a K step is under 64 bytes (8 channels: tile rows of 8 bytes): the A tiles' row stride is
+    the packing's row, not a whole 64-byte tile row (which read other rows' bytes)."""
+    t = task("conv2d", {"N": 1, "C": 8, "H": 6, "W": 6, "K": 16, "R": 1, "S": 1, "channels_last": 1})
+    space = SearchSpace(t)
+    points = [space.complete({"a_cache": 3}, random.Random(s)) for s in range(3)]
+    assert all(p is not None and t.context.tile_shape(t, p).tk * 4 < 64 for p in points)
+    check_points(t, points)
+
+
 def _legalized_allocations(mod) -> dict[str, str]:
     """Buffers the kernel allocates, with their dtypes, once TVM's bf16 compute legalization has run."""
     import tvm

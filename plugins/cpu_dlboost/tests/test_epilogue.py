@@ -1,4 +1,4 @@
-"""Fused epilogues (bias, ReLU, requantization, dequantization) in the dlboost kernels' write-back: exact against
+"""Fused epilogues (bias, ReLU, requantization, dequantization) in the dlboost and amx kernels' write-back: exact against
 numpy (the float32 dequantization within its tolerance)."""
 
 import random
@@ -11,7 +11,10 @@ from heron_core.space import SearchSpace
 from heron_core.task import PluginRef, Task, TaskSpec
 from heron_cpu_dlboost.cpu import host_cpu
 
-MICROKERNEL = "vnni" if host_cpu().has_vnni else "generic"
+MICROKERNELS = {
+    "dlboost": "vnni" if host_cpu().has_vnni else "generic",
+    "amx": "amx" if {"amx_tile", "amx_int8"} <= host_cpu().flags else "generic",
+}
 
 CASES = [
     ("dense", {"M": 16, "K": 32, "N": 32, "bias": 1, "relu": 1}, "uint8"),
@@ -28,14 +31,15 @@ CASES = [
 ]
 
 
-def make(op: str, shape: dict, out_dtype: str) -> Task:
-    ref = PluginRef(name="dlboost", params={"num_cores": 2, "microkernel": MICROKERNEL})
+def make(op: str, shape: dict, out_dtype: str, target: str = "dlboost") -> Task:
+    ref = PluginRef(name=target, params={"num_cores": 2, "microkernel": MICROKERNELS[target]})
     return Task(TaskSpec(target=ref, op=op, shape=shape, in_dtype="int8", out_dtype=out_dtype))
 
 
+@pytest.mark.parametrize("target", ["dlboost", "amx"])  # amx: its tile kernels where the CPU has AMX, else generic
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[2]}-{'-'.join(k for k in ('bias', 'relu') if k in c[1])}")
-def test_epilogue_points_match_numpy_exactly(case, check_points):
-    task = make(*case)
+def test_epilogue_points_match_numpy_exactly(case, target, check_points):
+    task = make(*case, target)
     assert "acc_level" in SearchSpace(task).knobs
     points = SearchSpace(task).sample(3, random.Random(0))
     assert all(p["acc_level"] < 2 for p in points)  # the accumulator is a cache under an epilogue
