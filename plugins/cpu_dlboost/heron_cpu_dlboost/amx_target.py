@@ -10,7 +10,7 @@ from heron_cpu_dlboost import amx_intrin
 from heron_cpu_dlboost.amx_context import AMXContext
 from heron_cpu_dlboost.cpu import llvm_cpu_features
 from heron_cpu_dlboost.depthwise_context import is_depthwise
-from heron_cpu_dlboost.target import CPUParams, DLBoostTarget, check_groups
+from heron_cpu_dlboost.target import INT8_DTYPES, CPUParams, DLBoostTarget, check_groups, int8_output
 
 # in_dtype -> (out_dtype, /proc/cpuinfo flag, LLVM feature)
 DTYPES = {
@@ -51,12 +51,10 @@ class AMXTarget(DLBoostTarget):
         op, spec = task.op, task.spec
         if op.dot_hint is None:
             raise ConfigError(f"target 'amx' has no schedule template for operator '{op.name}'")
-        epilogue = spec.in_dtype in ("int8", "uint8") and spec.out_dtype in ("uint8", "int8", "float32") and op.epilogue
-        if spec.in_dtype not in DTYPES or (spec.out_dtype != DTYPES[spec.in_dtype][0] and not epilogue):
+        if spec.in_dtype not in DTYPES or (spec.out_dtype != DTYPES[spec.in_dtype][0] and not int8_output(task)):
             raise ConfigError(
-                f"target 'amx' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; uint8 or int8 requantized, "
-                f"float32 dequantized, for operators with an epilogue) and bf16 x bf16 -> f32 (in_dtype bfloat16, out_dtype "
-                f"float32), not {spec.in_dtype} -> {spec.out_dtype}"
+                f"target 'amx' computes {INT8_DTYPES} and bf16 x bf16 -> f32 (in_dtype bfloat16, out_dtype float32), "
+                f"not {spec.in_dtype} -> {spec.out_dtype}"
             )
         if self.params.microkernel == "amx" and DTYPES[spec.in_dtype][1] not in self.cpu.flags and self.cpu.has_amx:
             raise ConfigError(f"this CPU has AMX but not {DTYPES[spec.in_dtype][1]}: no {spec.in_dtype} tiles")

@@ -393,11 +393,10 @@ class CPUContext(Context):
         ``rem_is`` tells) that may accumulate in their own buffer: a padded output is accumulated in a cache whose
         logical part is written back."""
         m = space.model
-        lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
         rows = self.compute(task).row_choices if row is not None else (None,)
         lanes = (0, 1) if rem_is is not None else (0,)
         variants = [(e, r) for e in rows for r in lanes]
-        in_place = {v: lane_last and self.compute(task, {ROW_KNOB: v[0], LANE_KNOB: v[1]}).write_back is None for v in variants}
+        in_place = {v: self.may_accumulate_in_output(task, {ROW_KNOB: v[0], LANE_KNOB: v[1]}) for v in variants}
         doc = "accumulate in a cache written back after the parallel loop (0) or after each S1 tile (1), or in place (2)"
         acc = space.knob("acc_level", (0, 1, 2) if any(in_place.values()) else (0, 1), doc)
         if any(in_place.values()) and not all(in_place.values()):
@@ -407,11 +406,12 @@ class CPUContext(Context):
                     where = ([space.equals(row, e)] if row is not None else []) + ([rem_is[r]] if rem_is is not None else [])
                     m.AddBoolOr([in_output.Not(), *(w.Not() for w in where)])
 
-    def may_accumulate_in_output(self, task: Task) -> bool:
-        """Whether the output itself can be the accumulator (``acc_level`` 2): its lanes are contiguous and
-        it is not padded (a padded output is accumulated in a cache whose logical part is written back)."""
+    def may_accumulate_in_output(self, task: Task, point: Point | None = None) -> bool:
+        """Whether the output itself can be the accumulator (``acc_level`` 2) of the compute ``point`` runs on: its
+        lanes are contiguous and it is not padded (a padded output is accumulated in a cache whose logical part is
+        written back)."""
         lane_last = task.op.dot_hint.out_lane_axis == len(task.op.output.shape) - 1
-        return lane_last and self.compute(task).write_back is None
+        return lane_last and self.compute(task, point).write_back is None
 
     def accumulator(self, sch, compute: Compute, block):
         """The write-back block of the output's accumulator: the padded output's own, or a new cache's (with a
@@ -729,17 +729,7 @@ def _flatten(sch, scope) -> None:
         held = isinstance(stmt, s_tir.SBlockRealize) and stmt.block.same_as(common)
         body += [part.block.body for part in parts] if held else [stmt]
     allocs = [*root.alloc_buffers, *common.alloc_buffers, *(b for part in parts for b in part.block.alloc_buffers)]
-    new = s_tir.SBlock(
-        root.iter_vars,
-        root.reads,
-        root.writes,
-        root.name_hint,
-        tirx.SeqStmt(body),
-        root.init,
-        allocs,
-        root.match_buffers,
-        root.annotations,
-    )
+    new = _block_with(root, body=tirx.SeqStmt(body), alloc_buffers=allocs)
     sch.state.replace(sch.get_sref(root_rv), new, {root: new})
 
 
@@ -1010,10 +1000,16 @@ def _exact_regions(sch, block) -> None:
     old = sch.get(block)
     buffers = {r.source: r.source for r in [*old.reads, *old.writes]}
     reads, writes = s_tir.analysis.get_sblock_read_write_region(old, buffers)
-    new = s_tir.SBlock(
-        old.iter_vars, reads, writes, old.name_hint, old.body, old.init, old.alloc_buffers, old.match_buffers, old.annotations
-    )
+    new = _block_with(old, reads=reads, writes=writes)
     sch.state.replace(sch.get_sref(block), new, {old: new})
+
+
+def _block_with(old, **changes):
+    """A copy of the SBlock ``old`` with the fields ``changes`` names replaced."""
+    from tvm import s_tir
+
+    fields = ("iter_vars", "reads", "writes", "name_hint", "body", "init", "alloc_buffers", "match_buffers", "annotations")
+    return s_tir.SBlock(*(changes.get(f, getattr(old, f)) for f in fields))
 
 
 def _pack_stage(name: str, layout, source):

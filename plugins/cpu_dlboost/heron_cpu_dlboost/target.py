@@ -62,13 +62,8 @@ class DLBoostTarget(Target):
         op = task.op
         if op.dot_hint is None:
             raise ConfigError(f"target 'dlboost' has no schedule template for operator '{op.name}'")
-        epilogue = task.spec.out_dtype in ("uint8", "int8", "float32") and "bias" in type(op.shape).model_fields
-        if task.spec.in_dtype not in ("int8", "uint8") or (task.spec.out_dtype != "int32" and not epilogue):
-            raise ConfigError(
-                f"target 'dlboost' computes u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; uint8 or int8 "
-                f"requantized, float32 dequantized, for operators with an epilogue), not {task.spec.in_dtype} -> "
-                f"{task.spec.out_dtype}"
-            )
+        if not int8_output(task):
+            raise ConfigError(f"target 'dlboost' computes {INT8_DTYPES}, not {task.spec.in_dtype} -> {task.spec.out_dtype}")
         if is_depthwise(task):
             return  # DepthwiseContext pads channels and taps itself
         check_groups(self.name, op, intrin.LANES)
@@ -115,6 +110,17 @@ def vnni_peak_gops(mcpu: str, cores: int) -> float:
     from heron_cpu_dlboost.peak import measure_peak
 
     return measure_peak(cores, mcpu)
+
+
+INT8_DTYPES = (
+    "u8 x s8 -> s32 (in_dtype int8 or uint8, out_dtype int32; uint8 or int8 requantized, float32 dequantized, "
+    "for operators with an epilogue)"
+)
+
+
+def int8_output(task) -> bool:
+    """A u8 x s8 product's output: s32, or what the operator's fused epilogue makes of it (None where it has none)."""
+    return task.spec.in_dtype in ("int8", "uint8") and (task.spec.out_dtype == "int32" or task.op.epilogue is not None)
 
 
 def check_groups(target: str, op, lanes: int) -> None:
